@@ -1,0 +1,244 @@
+"""The ``guichet`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+DEMO_TOWN = "44190"
+DEMO_NAME = "Saint-Sébastien-sur-Loire"
+
+
+def _console():
+    from rich.console import Console  # noqa: PLC0415
+
+    return Console(stderr=False)
+
+
+# ------------------------------------------------------------------ sync
+def run_sync(codes: list[str] | None = None, *, console=None, use_dagster: bool = True) -> list:
+    """Run the nightly job for each town (one Dagster run per town partition)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    from pipelines import progress as prog  # noqa: PLC0415
+    from pipelines.config import load_config  # noqa: PLC0415
+
+    console = console or _console()
+    cfg = load_config()
+    codes = codes or [t.code for t in cfg.towns]
+    if not codes:
+        raise SystemExit("no town configured: write guichet.toml (see README) or run `guichet demo`")
+    results = []
+    from pipelines.definitions import build_definitions  # noqa: PLC0415
+
+    n_steps = len([a for a in build_definitions([codes[0]]).assets])  # one step per asset
+    for code in codes:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[step]}"),
+                      TimeElapsedColumn(), console=console, transient=False) as bar:
+            task = bar.add_task(f"sync {code}", total=n_steps, step="")
+            prog.listen(lambda step: bar.update(task, advance=1, step=step))
+            t0 = time.perf_counter()
+            try:
+                if use_dagster:
+                    run_id = _dagster_sync(code)
+                else:
+                    from connectors.warehouse import make_engine  # noqa: PLC0415
+                    from pipelines.steps import run_town  # noqa: PLC0415
+
+                    run_id = run_town(cfg, code, make_engine(cfg.warehouse_url))["run_id"]
+            finally:
+                prog.listen(None)
+            bar.update(task, completed=n_steps, step="done")
+        results.append((code, run_id, time.perf_counter() - t0))
+    return results
+
+
+def _dagster_sync(code: str) -> str:
+    from pipelines.definitions import build_definitions  # noqa: PLC0415
+    from pipelines.instance import get_instance  # noqa: PLC0415
+
+    defs = build_definitions()
+    job = defs.resolve_job_def("nightly_sync")
+    result = job.execute_in_process(partition_key=code, instance=get_instance(),
+                                    raise_on_error=True)
+    if not result.success:
+        raise SystemExit(f"nightly_sync failed for town {code} (run {result.run_id})")
+    return result.run_id
+
+
+def print_summary(results, console=None) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    from connectors.warehouse import make_engine  # noqa: PLC0415
+    from pipelines.config import load_config  # noqa: PLC0415
+    from pipelines.summary import run_summary  # noqa: PLC0415
+
+    console = console or _console()
+    engine = make_engine(load_config().warehouse_url)
+    for code, run_id, seconds in results:
+        s = run_summary(engine, code, run_id)
+        t = Table(title=f"Town {code} — run {run_id} — {seconds:.1f} s")
+        for col in ("source.entity", "read", "loaded", "quarantined", "core table", "inserted",
+                    "updated", "deleted", "core rows"):
+            t.add_column(col, justify="right" if col not in ("source.entity", "core table")
+                         else "left")
+        for r in s["entities"]:
+            t.add_row(f"{r['source']}.{r['entity']}", str(r["rows_read"]), str(r["rows_loaded"]),
+                      str(r["rows_quarantined"]), r["table"], str(r["rows_inserted"]),
+                      str(r["rows_updated"]), str(r["rows_deleted"]), str(r["core_rows"]))
+        console.print(t)
+        if s["quarantine"]:
+            q = Table(title=f"Quarantined rows by reason (town {code}, all runs)")
+            q.add_column("source.entity")
+            q.add_column("reason")
+            q.add_column("rows", justify="right")
+            for r in s["quarantine"]:
+                q.add_row(f"{r['source']}.{r['entity']}", r["reason"], str(r["rows"]))
+            console.print(q)
+        console.print(f"raw versions kept: {s['raw_versions']}   "
+                      f"open quarantine: {s['quarantine_open']}   duration: {seconds:.1f} s")
+
+
+# ------------------------------------------------------------------ demo
+def cmd_demo(args) -> int:
+    from demo.generate import generate_town  # noqa: PLC0415
+    from pipelines.config import town_section  # noqa: PLC0415
+
+    console = _console()
+    var = Path("var").resolve()
+    town_dir = var / "towns" / DEMO_TOWN
+    if args.fresh:
+        import shutil  # noqa: PLC0415
+
+        for p in (town_dir, var / "warehouse.sqlite", var / "landing", var / "dagster"):
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+        for suffix in ("-wal", "-shm"):
+            Path(str(var / "warehouse.sqlite") + suffix).unlink(missing_ok=True)
+    if not (town_dir / "town.json").exists():
+        console.print(f"Generating the simulated town {DEMO_TOWN} ({args.households} households)…")
+        _with_progress(console, "generate", lambda cb: generate_town(
+            town_dir, households=args.households, seed=args.seed, town=DEMO_TOWN,
+            name=DEMO_NAME, progress=cb))
+    info = json.loads((town_dir / "town.json").read_text())
+    cfg_path = var / "guichet.toml"
+    cfg_path.write_text(
+        f'[warehouse]\nurl = "sqlite:///{var / "warehouse.sqlite"}"\n'
+        f'landing_dir = "{var / "landing"}"\n\n'
+        + town_section(DEMO_TOWN, info.get("name", DEMO_NAME), info["legacy_url"],
+                       info["portal_base"], info["treasury_root"]))
+    os.environ["GUICHET_CONFIG"] = str(cfg_path)
+    results = run_sync([DEMO_TOWN], console=console, use_dagster=not args.no_dagster)
+    print_summary(results, console)
+    return 0
+
+
+def _with_progress(console, label, fn):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.fields[step]}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task(label, total=1, step="")
+
+        def cb(step, done, total):
+            bar.update(task, total=max(total, 1), completed=done, step=step)
+
+        return fn(cb)
+
+
+def cmd_sync(args) -> int:
+    if args.config:
+        os.environ["GUICHET_CONFIG"] = args.config
+    results = run_sync(args.town or None, use_dagster=not args.no_dagster)
+    print_summary(results)
+    return 0
+
+
+def cmd_town(args) -> int:
+    console = _console()
+    if args.town_cmd == "generate":
+        from demo.generate import generate_town  # noqa: PLC0415
+
+        counts = _with_progress(console, "generate", lambda cb: generate_town(
+            Path(args.out), households=args.households, seed=args.seed, town=args.code,
+            legacy_url=args.legacy_url, defect_rate=args.defect_rate, progress=cb))
+    else:
+        from demo.advance import advance_town  # noqa: PLC0415
+
+        counts = _with_progress(console, "advance", lambda cb: advance_town(
+            Path(args.town_dir), days=args.days, progress=cb))
+    console.print_json(json.dumps(counts, default=str))
+    return 0
+
+
+def cmd_docs(args) -> int:
+    from schemas.docs import write_warehouse_doc  # noqa: PLC0415
+
+    path = write_warehouse_doc(Path(args.output))
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="guichet", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    d = sub.add_parser("demo", help="generate the simulated town if absent and run the nightly sync")
+    d.add_argument("--households", type=int, default=3000)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--fresh", action="store_true", help="start again from an empty var/")
+    d.add_argument("--no-dagster", action="store_true", help="run the steps without Dagster")
+    d.set_defaults(fn=cmd_demo)
+
+    s = sub.add_parser("sync", help="run the nightly job against the configured sources")
+    s.add_argument("--town", action="append", help="INSEE code (repeatable); default all")
+    s.add_argument("--config", help="configuration file (default $GUICHET_CONFIG)")
+    s.add_argument("--no-dagster", action="store_true")
+    s.set_defaults(fn=cmd_sync)
+
+    t = sub.add_parser("town", help="the simulated town")
+    tsub = t.add_subparsers(dest="town_cmd", required=True)
+    g = tsub.add_parser("generate", help="write a simulated town's three source systems")
+    g.add_argument("--households", type=int, default=3000)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", required=True)
+    g.add_argument("--code", default=DEMO_TOWN, help="INSEE code of the town")
+    g.add_argument("--legacy-url", help="SQLAlchemy URL of the legacy DB (default SQLite in --out)")
+    g.add_argument("--defect-rate", type=float, default=1.0)
+    a = tsub.add_parser("advance", help="move a simulated town forward")
+    a.add_argument("--days", type=int, default=1)
+    a.add_argument("--town-dir", default=f"var/towns/{DEMO_TOWN}")
+    t.set_defaults(fn=cmd_town)
+
+    w = sub.add_parser("docs", help="regenerate docs/warehouse.md from the table definitions")
+    w.add_argument("--output", default="docs/warehouse.md")
+    w.set_defaults(fn=cmd_docs)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the agent sees what failed and where, not a traceback
+        if os.environ.get("GUICHET_DEBUG"):
+            raise
+        from pipelines.config import ConfigError  # noqa: PLC0415
+
+        kind = "configuration error" if isinstance(exc, ConfigError) else type(exc).__name__
+        print(f"guichet: {kind}: {exc}\n(set GUICHET_DEBUG=1 for the full traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

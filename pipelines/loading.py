@@ -1,0 +1,265 @@
+"""Idempotent, transactional loading into the warehouse.
+
+Raw versions and quarantine rows are keyed by content hash (inserting them
+again is a no-op); core rows are compared by ``row_hash`` so only new or
+changed rows are written; watermarks move in the same transaction as the core
+rows they cover. Re-running a night therefore changes nothing, and a crash
+leaves the previous state intact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+
+import pandas as pd
+import sqlalchemy as sa
+
+from pipelines.bulk import bulk_execute, bulk_insert
+from schemas.fields import FIELDS
+from schemas.tables import BY_NAME, LINEAGE
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def new_run_id() -> str:
+    return utcnow().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+# ----------------------------------------------------------------- runs
+def start_run(engine: sa.Engine, town: str, dagster_run_id: str | None = None,
+              run_id: str | None = None) -> str:
+    run_id = run_id or new_run_id()
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO load_run (town, run_id, dagster_run_id, started_at, status) "
+            "VALUES (:t, :r, :d, :s, 'running')"),
+            {"t": town, "r": run_id, "d": dagster_run_id, "s": utcnow()})
+    return run_id
+
+
+def finish_run(engine: sa.Engine, town: str, run_id: str, status: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE load_run SET finished_at = :f, status = :s "
+                             "WHERE town = :t AND run_id = :r"),
+                     {"f": utcnow(), "s": status, "t": town, "r": run_id})
+
+
+# ----------------------------------------------------------- watermarks
+def get_watermark(engine_or_conn, town: str, source: str, entity: str) -> str | None:
+    q = sa.text("SELECT value FROM watermark WHERE town = :t AND source = :s AND entity = :e")
+    params = {"t": town, "s": source, "e": entity}
+    if isinstance(engine_or_conn, sa.Engine):
+        with engine_or_conn.connect() as conn:
+            return conn.execute(q, params).scalar()
+    return engine_or_conn.execute(q, params).scalar()
+
+
+def set_watermark(conn: sa.Connection, town: str, source: str, entity: str,
+                  value: str, run_id: str) -> None:
+    conn.execute(sa.text("DELETE FROM watermark WHERE town = :t AND source = :s AND entity = :e"),
+                 {"t": town, "s": source, "e": entity})
+    conn.execute(sa.text("INSERT INTO watermark (town, source, entity, value, run_id, updated_at) "
+                         "VALUES (:t, :s, :e, :v, :r, :u)"),
+                 {"t": town, "s": source, "e": entity, "v": value, "r": run_id, "u": utcnow()})
+
+
+# ------------------------------------------------------------------ raw
+def payload_hashes(payloads: pd.Series) -> pd.Series:
+    return payloads.map(lambda p: hashlib.sha256(p.encode("utf-8")).hexdigest())
+
+
+def records_to_payloads(df: pd.DataFrame) -> pd.Series:
+    """Each row as compact JSON text (the raw layer keeps it verbatim)."""
+    if df.empty:
+        return pd.Series([], dtype=object, index=df.index)
+    text = df.to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
+    lines = text.rstrip("\n").split("\n")
+    return pd.Series(lines, index=df.index, dtype=object)
+
+
+def land_raw(engine: sa.Engine, town: str, run_id: str, source: str, entity: str,
+             source_keys: pd.Series, payloads: pd.Series) -> int:
+    """Keep every new version of the extracted records; return how many were new."""
+    if len(payloads) == 0:
+        return 0
+    df = pd.DataFrame({
+        "town": town, "source": source, "entity": entity,
+        "source_key": source_keys.astype(object).where(source_keys.notna(), "?").values,
+        "content_hash": payload_hashes(payloads).values,
+        "run_id": run_id, "extracted_at": utcnow(), "payload": payloads.values,
+    })
+    with engine.begin() as conn:
+        before = _count(conn, "raw_record", town, source, entity)
+        bulk_insert(conn, "raw_record", df, ignore_conflicts=True)
+        after = _count(conn, "raw_record", town, source, entity)
+    return after - before
+
+
+def _count(conn, table, town, source, entity) -> int:
+    return conn.execute(sa.text(f"SELECT COUNT(*) FROM {table} WHERE town = :t AND source = :s "
+                                "AND entity = :e"), {"t": town, "s": source, "e": entity}).scalar()
+
+
+# ----------------------------------------------------------- quarantine
+def write_quarantine(conn: sa.Connection, town: str, run_id: str, source: str, entity: str,
+                     q: pd.DataFrame) -> int:
+    """Quarantine rows (source_key, reason, payload); the same content is kept once."""
+    if q.empty:
+        return 0
+    df = pd.DataFrame({
+        "town": town, "source": source, "entity": entity,
+        "source_key": q["source_key"].astype(object).where(q["source_key"].notna(), None).values,
+        "content_hash": payload_hashes(q["payload"].astype(str)).values,
+        "reason": q["reason"].astype(str).values,
+        "payload": q["payload"].astype(str).values,
+        "run_id": run_id, "resolved_run_id": None,
+    })
+    bulk_insert(conn, "quarantine", df, ignore_conflicts=True)
+    return len(df)
+
+
+def resolve_quarantine(conn: sa.Connection, town: str, run_id: str, source: str, entity: str,
+                       loaded_keys: pd.Series) -> int:
+    """Mark open quarantine rows resolved once a valid version of the same record loaded."""
+    open_keys = pd.read_sql(sa.text(
+        "SELECT DISTINCT source_key FROM quarantine WHERE town = :t AND source = :s "
+        "AND entity = :e AND resolved_run_id IS NULL AND source_key IS NOT NULL"),
+        conn, params={"t": town, "s": source, "e": entity})["source_key"]
+    hit = sorted(set(open_keys) & set(loaded_keys.dropna().astype(str)))
+    bulk_execute(conn, "UPDATE quarantine SET resolved_run_id = ? WHERE town = ? AND source = ? "
+                 "AND entity = ? AND source_key = ? AND resolved_run_id IS NULL",
+                 [(run_id, town, source, entity, k) for k in hit])
+    return len(hit)
+
+
+# ----------------------------------------------------------------- core
+@dataclass
+class CoreCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    keys: list = field(default_factory=list)
+
+
+def row_hashes(df: pd.DataFrame) -> pd.Series:
+    """Content hash of canonical rows: deterministic across runs and processes."""
+    if df.empty:
+        return pd.Series([], dtype=object, index=df.index)
+    norm = df.copy()
+    for c in norm.columns:
+        if norm[c].dtype == object:
+            norm[c] = norm[c].map(lambda v: None if v is None or v is pd.NA or v is pd.NaT
+                                  else str(v)).astype("string")
+    h = pd.util.hash_pandas_object(norm, index=False)
+    return h.map(lambda v: format(int(v), "016x")).astype(object)
+
+
+def upsert_core(conn: sa.Connection, town: str, run_id: str, table: str, rows: pd.DataFrame,
+                *, present: pd.DataFrame | None = None, scope: str | None = None) -> CoreCounts:
+    """Insert new rows, replace changed ones, leave identical ones untouched.
+
+    ``present``: when given, the primary keys (without town) that still exist
+    at the source; core rows of this town outside it (and matching ``scope``,
+    a SQL condition) are marked deleted by this run rather than removed.
+    """
+    spec = BY_NAME[table]
+    pk = [c for c in spec.primary_key if c != "town"]
+    data_cols = [c for c in spec.data_columns if c != "town"]
+    counts = CoreCounts()
+    rows = rows[data_cols].copy()
+    if rows.duplicated(subset=pk, keep="last").any():
+        rows = rows.drop_duplicates(subset=pk, keep="last")
+    rows["row_hash"] = row_hashes(rows[data_cols]).values
+    where_scope = f" AND {scope}" if scope else ""
+    existing = pd.read_sql(sa.text(
+        f"SELECT {', '.join(pk)}, row_hash, first_run_id, deleted_run_id FROM {table} "
+        f"WHERE town = :t{where_scope}"), conn, params={"t": town})
+    existing = _align_keys(existing, rows, pk)
+    merged = rows.merge(existing, on=pk, how="left", suffixes=("", "_old"), indicator=True)
+    is_new = merged["_merge"] == "left_only"
+    changed = (~is_new) & ((merged["row_hash"] != merged["row_hash_old"])
+                           | merged["deleted_run_id"].notna())
+    counts.inserted = int(is_new.sum())
+    counts.updated = int(changed.sum())
+    counts.unchanged = int(len(merged) - counts.inserted - counts.updated)
+    if counts.updated:
+        keys = merged.loc[changed, pk]
+        _delete_keys(conn, table, town, pk, keys)
+    write = merged[is_new | changed].copy()
+    if not write.empty:
+        write["first_run_id"] = write["first_run_id"].where(~is_new[write.index], run_id)
+        write["first_run_id"] = write["first_run_id"].fillna(run_id)
+        write["last_run_id"] = run_id
+        write["deleted_run_id"] = None
+        write.insert(0, "town", town)
+        bulk_insert(conn, table, write[["town", *data_cols, *LINEAGE]])
+    if present is not None:
+        counts.deleted = _mark_deleted(conn, table, town, run_id, pk, existing, present, rows)
+    return counts
+
+
+def _align_keys(existing: pd.DataFrame, rows: pd.DataFrame, pk: list[str]) -> pd.DataFrame:
+    """Give key columns read back from the database the dtypes of the staged rows."""
+    for c in pk:
+        kind = FIELDS[c].type
+        for df in (existing, rows):
+            if kind == "integer":
+                df[c] = pd.to_numeric(df[c]).astype("Int64")
+            elif kind == "date":
+                df[c] = pd.to_datetime(df[c]).dt.date.astype(object)
+            else:
+                df[c] = df[c].astype("string")
+    return existing
+
+
+def _delete_keys(conn, table, town, pk, keys: pd.DataFrame) -> None:
+    cond = " AND ".join(f"{c} = ?" for c in pk)
+    params = [(town, *[_plain(v) for v in r]) for r in keys.itertuples(index=False)]
+    bulk_execute(conn, f"DELETE FROM {table} WHERE town = ? AND {cond}", params)
+
+
+def _mark_deleted(conn, table, town, run_id, pk, existing, present, rows) -> int:
+    present = present[pk].copy()
+    _align_keys(present, rows, pk)
+    alive = existing[existing["deleted_run_id"].isna()][pk]
+    gone = alive.merge(present.drop_duplicates(), on=pk, how="left", indicator=True)
+    gone = gone[gone["_merge"] == "left_only"][pk]
+    cond = " AND ".join(f"{c} = ?" for c in pk)
+    bulk_execute(conn, f"UPDATE {table} SET deleted_run_id = ?, last_run_id = ? "
+                 f"WHERE town = ? AND {cond}",
+                 [(run_id, run_id, town, *[_plain(v) for v in r])
+                  for r in gone.itertuples(index=False)])
+    return len(gone)
+
+
+def _plain(v):
+    if v is pd.NA or v is None:
+        return None
+    if hasattr(v, "item"):
+        return v.item()
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    return v
+
+
+def record_stats(conn: sa.Connection, town: str, run_id: str, source: str, entity: str,
+                 *, read: int, loaded: int, quarantined: int, counts: CoreCounts) -> None:
+    conn.execute(sa.text("DELETE FROM load_stat WHERE town = :t AND run_id = :r AND source = :s "
+                         "AND entity = :e"), {"t": town, "r": run_id, "s": source, "e": entity})
+    conn.execute(sa.text(
+        "INSERT INTO load_stat (town, run_id, source, entity, rows_read, rows_loaded, "
+        "rows_quarantined, rows_inserted, rows_updated, rows_deleted) VALUES "
+        "(:t, :r, :s, :e, :rd, :ld, :q, :i, :u, :d)"),
+        {"t": town, "r": run_id, "s": source, "e": entity, "rd": read, "ld": loaded,
+         "q": quarantined, "i": counts.inserted, "u": counts.updated, "d": counts.deleted})
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str)

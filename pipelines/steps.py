@@ -1,0 +1,360 @@
+"""The sync of one town as plain functions: extract → stage → core.
+
+Dagster assets (``pipelines.assets``) are thin wiring around these, and
+``run_town`` chains them without Dagster for tests and benchmarks. Each step
+returns a small object that the next step takes; nothing here knows about
+Dagster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from connectors.legacy import LegacyDatabase, overlap_start
+from connectors.portal import instant_key, open_portal, parse_instant
+from connectors.treasury import LocalDrop
+from pipelines import loading
+from pipelines.bulk import bulk_insert
+from pipelines.config import Config, TownConfig
+from schemas.legacy import LEGACY_ENTITIES, legacy_source_key, stage_legacy
+from schemas.portal import PORTAL_COLLECTIONS, portal_source_key, stage_portal
+from schemas.staging import Staged
+from schemas.tables import BY_NAME
+
+LEGACY = "legacy"
+PORTAL = "portal"
+TREASURY = "treasury"
+
+
+@dataclass
+class Town:
+    """What every step needs: the town's sources and the warehouse."""
+
+    config: TownConfig
+    engine: sa.Engine
+    landing_dir: Path
+    run_id: str
+
+    @property
+    def code(self) -> str:
+        return self.config.code
+
+
+@dataclass
+class Extracted:
+    source: str
+    entity: str
+    frame: pd.DataFrame
+    rows_read: int
+    new_versions: int = 0
+    watermark: str | None = None  # value to commit with the core load
+    present: pd.DataFrame | None = None  # keys still at the source (purge detection)
+    files: list = field(default_factory=list)  # treasury: treasury_file rows to record
+    seconds: float = 0.0
+
+
+@dataclass
+class StagedBatch:
+    source: str
+    entity: str
+    staged: dict[str, Staged]  # core table -> staged rows
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    watermark: str | None
+    present: pd.DataFrame | None
+    files: list
+    seconds: float = 0.0
+
+
+# ------------------------------------------------------------ extract
+def extract_legacy(town: Town, entity: str, invoices: Extracted | None = None) -> Extracted:
+    """Rows changed since the watermark (with an overlap), landed in the raw layer."""
+    t0 = time.perf_counter()
+    spec = LEGACY_ENTITIES[entity]
+    db = LegacyDatabase(town.config.legacy_url)
+    try:
+        wm = loading.get_watermark(town.engine, town.code, LEGACY, entity)
+        if spec.has_date_maj:
+            frames = list(db.read(entity, overlap_start(wm)))
+        elif wm is None or invoices is None:
+            frames = list(db.read(entity))  # first load: every line
+        else:  # LIGNE_FACTURE has no DATE_MAJ: re-read the lines of invoices that moved
+            ids = sorted({int(v) for v in invoices.frame["ID_FACTURE"].dropna()})
+            frames = list(db.read_where_in(entity, "ID_FACTURE", ids))
+        present = db.keys(entity, spec.primary_key)
+    finally:
+        db.dispose()
+    frame = (pd.concat(frames, ignore_index=True) if frames
+             else pd.DataFrame(columns=list(spec.columns)))
+    frame["source_key"] = legacy_source_key(entity, frame).values if len(frame) else []
+    if spec.has_date_maj:
+        dm = frame["DATE_MAJ"].dropna().astype(str).str.rstrip()
+        new_wm = max([wm or "", *dm.tolist()]) or None
+    else:
+        new_wm = (invoices.watermark if invoices is not None else None) or wm or "loaded"
+    payloads = loading.records_to_payloads(frame.drop(columns=["source_key"]))
+    new = loading.land_raw(town.engine, town.code, town.run_id, LEGACY, entity,
+                           frame["source_key"], payloads)
+    present = present.rename(columns=str.upper)
+    return Extracted(LEGACY, entity, frame, len(frame), new, new_wm, present,
+                     seconds=time.perf_counter() - t0)
+
+
+def extract_portal(town: Town, collection: str) -> Extracted:
+    """Items updated since the watermark (inclusive), landed in the raw layer."""
+    t0 = time.perf_counter()
+    wm = loading.get_watermark(town.engine, town.code, PORTAL, collection)
+    since = parse_instant(wm) if wm else None
+    src = open_portal(town.config.portal_base, town.config.portal_token)
+    recs = []
+    latest = since
+    for raw in src.items(collection, since):
+        key = portal_source_key(collection, raw.item) if isinstance(raw.item, dict) else None
+        recs.append((key, raw.line_no, raw.payload, raw.item))
+        t = instant_key(raw.item)
+        if t is not None and (latest is None or t > latest):
+            latest = t
+    frame = pd.DataFrame(recs, columns=["source_key", "line_no", "payload", "item"])
+    keys = frame["source_key"].where(frame["source_key"].notna(),
+                                     "line:" + frame["line_no"].astype(str))
+    new = loading.land_raw(town.engine, town.code, town.run_id, PORTAL, collection,
+                           keys, frame["payload"])
+    new_wm = latest.astimezone(dt.UTC).isoformat() if latest is not None else wm
+    return Extracted(PORTAL, collection, frame, len(frame), new, new_wm, None,
+                     seconds=time.perf_counter() - t0)
+
+
+def extract_treasury(town: Town) -> Extracted:
+    """New files of the drop (by content), copied to the landing area."""
+    from schemas.treasury.dispatch import file_kind  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    wm = loading.get_watermark(town.engine, town.code, TREASURY, "files")
+    since = dt.date.fromisoformat(wm) if wm else None
+    with town.engine.connect() as conn:
+        known = set(pd.read_sql(sa.text("SELECT sha256 FROM treasury_file WHERE town = :t"),
+                                conn, params={"t": town.code})["sha256"])
+    files, seen, latest = [], set(), since
+    for f in LocalDrop(town.config.treasury_root).files(since):
+        latest = max(latest, f.folder_day) if latest else f.folder_day
+        sha = f.sha256
+        if sha in known or sha in seen:
+            continue  # the same content delivered again, under this or another name
+        seen.add(sha)
+        dest = town.landing_dir / town.code / f"{f.folder_day:%Y/%m/%d}" / f"{sha[:12]}_{f.name}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not dest.exists():
+            tmp = dest.with_suffix(dest.suffix + ".tmp")
+            tmp.write_bytes(f.data)
+            tmp.replace(dest)
+        files.append({"town": town.code, "sha256": sha, "file_name": f.name,
+                      "folder_day": f.folder_day, "size_bytes": len(f.data),
+                      "format": file_kind(f.name), "landed_path": str(dest),
+                      "status": "loaded", "reason": f.sidecar_mismatch(),
+                      "run_id": town.run_id})
+    frame = pd.DataFrame(files, columns=["town", "sha256", "file_name", "folder_day",
+                                         "size_bytes", "format", "landed_path", "status",
+                                         "reason", "run_id"])
+    return Extracted(TREASURY, "files", frame, len(frame), len(frame),
+                     latest.isoformat() if latest else wm, None, files,
+                     seconds=time.perf_counter() - t0)
+
+
+# -------------------------------------------------------------- stage
+def _quarantine_frame(staged: Staged, payload_by_key: pd.Series) -> pd.DataFrame:
+    q = staged.quarantine.copy()
+    q["payload"] = q["source_key"].map(payload_by_key).fillna("")
+    return q
+
+
+def stage(town: Town, ext: Extracted) -> StagedBatch:
+    """Parse and validate; rejected rows go to quarantine now, with their reason."""
+    t0 = time.perf_counter()
+    if ext.source == TREASURY:
+        return _stage_treasury(town, ext, t0)
+    if ext.source == LEGACY:
+        staged = stage_legacy(ext.entity, ext.frame)
+        payloads = loading.records_to_payloads(ext.frame.drop(columns=["source_key"]))
+        payload_by_key = pd.Series(payloads.values, index=ext.frame["source_key"].values)
+    else:
+        frame = ext.frame.copy()
+        frame["source_key"] = frame["source_key"].where(
+            frame["source_key"].notna(), "line:" + frame["line_no"].astype(str))
+        staged = stage_portal(ext.entity, frame)
+        payload_by_key = pd.Series(frame["payload"].values, index=frame["source_key"].values)
+    payload_by_key = payload_by_key[~payload_by_key.index.duplicated(keep="last")]
+    q = _quarantine_frame(staged, payload_by_key)
+    with town.engine.begin() as conn:
+        loading.write_quarantine(conn, town.code, town.run_id, ext.source, ext.entity, q)
+    tables = {staged.table: staged}
+    for name, extra in staged.extra.items():
+        tables[name] = Staged(name, extra, staged.quarantine.iloc[0:0],
+                              pd.Series([], dtype=object))
+    return StagedBatch(ext.source, ext.entity, tables, ext.rows_read, len(staged.rows),
+                       len(staged.quarantine), ext.watermark, ext.present, [],
+                       time.perf_counter() - t0)
+
+
+def _stage_treasury(town: Town, ext: Extracted, t0: float) -> StagedBatch:
+    from schemas.treasury.dispatch import parse_file  # noqa: PLC0415
+
+    out: dict[str, list] = {"payment": [], "bank_statement": [], "bank_operation": []}
+    quarantine = []
+    read = loaded = 0
+    for f in ext.files:
+        if f["reason"]:  # sidecar mismatch: the whole file is quarantined
+            f["status"] = "quarantined"
+            quarantine.append({"source_key": f"{f['file_name']}:file", "reason": f["reason"],
+                               "payload": f"{f['file_name']} sha256={f['sha256']}"})
+            read += 1
+            continue
+        parsed = parse_file(f["file_name"], Path(f["landed_path"]).read_bytes())
+        for table, rows in parsed.tables.items():
+            out.setdefault(table, []).extend(rows)
+        for r in parsed.quarantine:
+            quarantine.append({"source_key": f"{f['file_name']}:{r.locator}",
+                               "reason": r.reason, "payload": r.raw})
+        read += parsed.rows_read
+        loaded += parsed.rows_read - len(parsed.quarantine)
+        if parsed.rows_read and len(parsed.quarantine) == parsed.rows_read \
+                and parsed.quarantine[0].locator == "file":
+            f["status"] = "quarantined"
+            f["reason"] = parsed.quarantine[0].reason
+    q = pd.DataFrame(quarantine, columns=["source_key", "reason", "payload"])
+    with town.engine.begin() as conn:
+        loading.write_quarantine(conn, town.code, town.run_id, TREASURY, "files", q)
+    tables = {}
+    for name, rows in out.items():
+        cols = [c for c in BY_NAME[name].data_columns if c != "town"]
+        df = pd.DataFrame(rows).reindex(columns=cols)
+        tables[name] = Staged(name, df, q.iloc[0:0][["source_key", "reason"]],
+                              pd.Series([], dtype=object))
+    return StagedBatch(TREASURY, "files", tables, read, loaded, len(q), ext.watermark, None,
+                       ext.files, time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------- core
+PURGE_SCOPE = {"document": "source = 'legacy'"}
+
+
+def load_core(town: Town, table: str, batches: list[StagedBatch]) -> dict:
+    """Upsert one core table from its staged batches, in one transaction, and move
+    the watermarks of the batches whose main table this is."""
+    t0 = time.perf_counter()
+    totals = loading.CoreCounts()
+    with town.engine.begin() as conn:
+        for b in batches:
+            st = b.staged.get(table)
+            if st is None:
+                continue
+            is_main = next(iter(b.staged)) == table
+            present = None
+            if b.present is not None and is_main:
+                present = _present_keys(b.entity, b.present)
+            scope = PURGE_SCOPE.get(table) if b.source == LEGACY else None
+            c = loading.upsert_core(conn, town.code, town.run_id, table, st.rows,
+                                    present=present, scope=scope)
+            totals.inserted += c.inserted
+            totals.updated += c.updated
+            totals.unchanged += c.unchanged
+            totals.deleted += c.deleted
+            if not is_main:
+                continue
+            if len(st.source_keys):
+                loading.resolve_quarantine(conn, town.code, town.run_id, b.source, b.entity,
+                                           st.source_keys)
+            if b.source == TREASURY:
+                _record_files(conn, b.files)
+            loading.record_stats(conn, town.code, town.run_id, b.source, b.entity,
+                                 read=b.rows_read, loaded=b.rows_loaded,
+                                 quarantined=b.rows_quarantined, counts=c)
+            if b.watermark:
+                loading.set_watermark(conn, town.code, b.source, b.entity, b.watermark,
+                                      town.run_id)
+    return {"inserted": totals.inserted, "updated": totals.updated,
+            "unchanged": totals.unchanged, "deleted": totals.deleted,
+            "seconds": time.perf_counter() - t0}
+
+
+def _present_keys(entity: str, present: pd.DataFrame) -> pd.DataFrame:
+    """Map legacy primary keys to core keys (ids are integers; PIECE gets its prefix)."""
+    spec = LEGACY_ENTITIES[entity]
+    core_pk = [c for c in BY_NAME[spec.table].primary_key if c != "town"]
+    out = pd.DataFrame()
+    for legacy_col, core_col in zip(spec.primary_key, core_pk):
+        v = pd.to_numeric(present[legacy_col], errors="coerce").astype("Int64")
+        out[core_col] = ("legacy:" + v.astype(str)) if core_col == "document_id" else v
+    return out
+
+
+def _record_files(conn: sa.Connection, files: list[dict]) -> None:
+    if not files:
+        return
+    bulk_insert(conn, "treasury_file", pd.DataFrame(files), ignore_conflicts=True)
+
+
+# ----------------------------------------------------------- the graph
+LEGACY_ORDER = ["FAMILLE", "INDIVIDU", "RATTACHEMENT", "ACTIVITE", "INSCRIPTION", "RESERVATION",
+                "POINTAGE", "FACTURE", "LIGNE_FACTURE", "PIECE"]
+
+
+def core_sources() -> dict[str, list[tuple[str, str]]]:
+    """Core table -> the (source, entity) batches that feed it."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for e in LEGACY_ORDER:
+        out.setdefault(LEGACY_ENTITIES[e].table, []).append((LEGACY, e))
+    for c, spec in PORTAL_COLLECTIONS.items():
+        out.setdefault(spec.table, []).append((PORTAL, c))
+    out.setdefault("procedure_state", []).append((PORTAL, "requests"))
+    for t in ("payment", "bank_statement", "bank_operation"):
+        out.setdefault(t, []).append((TREASURY, "files"))
+    return out
+
+
+def open_town(config: Config, code: str, engine: sa.Engine, run_id: str) -> Town:
+    return Town(config.town(code), engine, Path(config.landing_dir), run_id)
+
+
+def run_town(config: Config, code: str, engine: sa.Engine, *, progress=None) -> dict:
+    """The whole nightly sync of one town without Dagster (same steps, same order)."""
+    run_id = loading.start_run(engine, code)
+    town = open_town(config, code, engine, run_id)
+    report: dict = {"run_id": run_id, "extract": {}, "stage": {}, "core": {}}
+    batches: dict[tuple[str, str], StagedBatch] = {}
+    todo = [(LEGACY, e) for e in LEGACY_ORDER] + [(PORTAL, c) for c in PORTAL_COLLECTIONS] \
+        + [(TREASURY, "files")]
+    status = "failed"
+    try:
+        invoices = None
+        for i, (src, ent) in enumerate(todo):
+            if progress:
+                progress(f"{src}.{ent}", i, len(todo))
+            if src == LEGACY:
+                ext = extract_legacy(town, ent, invoices)
+                if ent == "FACTURE":
+                    invoices = ext
+            elif src == PORTAL:
+                ext = extract_portal(town, ent)
+            else:
+                ext = extract_treasury(town)
+            b = stage(town, ext)
+            batches[(src, ent)] = b
+            report["extract"][f"{src}.{ent}"] = {"read": ext.rows_read, "new": ext.new_versions,
+                                                 "seconds": ext.seconds}
+            report["stage"][f"{src}.{ent}"] = {"loaded": b.rows_loaded,
+                                               "quarantined": b.rows_quarantined,
+                                               "seconds": b.seconds}
+        for table, feeds in core_sources().items():
+            report["core"][table] = load_core(town, table, [batches[f] for f in feeds])
+        status = "success"
+    finally:
+        loading.finish_run(engine, code, run_id, status)
+    return report

@@ -1,0 +1,52 @@
+"""Helpers for the end-to-end tests: configure towns, sync them, read the warehouse back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from pipelines.config import parse_config
+from schemas.tables import TABLES
+
+
+def town_config(warehouse_url: str, town_dirs: dict[str, Path], landing: Path):
+    towns = {}
+    for code, d in town_dirs.items():
+        info = json.loads((d / "town.json").read_text())
+        towns[code] = {"name": info.get("name", code), "legacy_url": info["legacy_url"],
+                       "portal_base": info["portal_base"], "treasury_root": info["treasury_root"]}
+    return parse_config({"warehouse": {"url": warehouse_url, "landing_dir": str(landing)},
+                         "towns": towns})
+
+
+def core_digest(engine: sa.Engine, town: str | None = None) -> dict[str, str]:
+    """A byte-for-byte digest of every core table (optionally of one town)."""
+    out = {}
+    with engine.connect() as conn:
+        for spec in TABLES:
+            if spec.layer != "core":
+                continue
+            where = " WHERE town = :t" if town else ""
+            order = ", ".join(spec.primary_key)
+            rows = conn.execute(sa.text(f"SELECT * FROM {spec.name}{where} ORDER BY {order}"),
+                                {"t": town} if town else {}).all()
+            h = hashlib.sha256()
+            for r in rows:
+                h.update(repr(tuple(r)).encode())
+            out[spec.name] = f"{len(rows)}:{h.hexdigest()[:16]}"
+    return out
+
+
+def stats(engine: sa.Engine, town: str, run_id: str) -> dict[tuple[str, str], dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT * FROM load_stat WHERE town = :t AND run_id = :r"),
+                            {"t": town, "r": run_id}).mappings().all()
+    return {(r["source"], r["entity"]): dict(r) for r in rows}
+
+
+def count(engine: sa.Engine, sql: str, **params) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql), params).scalar()

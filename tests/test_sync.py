@@ -1,0 +1,213 @@
+"""End to end, on both warehouse backends: full sync, idempotent re-run, incremental
+after a simulated day, conservation, quarantine, purges, and two towns side by side."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+import sqlalchemy as sa
+from conftest import copy_town
+from helpers import core_digest, count, stats, town_config
+
+from connectors.warehouse import make_engine
+from demo.advance import advance_town
+from pipelines import loading
+from pipelines.steps import run_town
+
+
+@pytest.fixture
+def synced(warehouse_url, town_dir, tmp_path):
+    cfg = town_config(warehouse_url, {"44190": town_dir}, tmp_path / "landing")
+    engine = make_engine(warehouse_url)
+    first = run_town(cfg, "44190", engine)
+    yield cfg, engine, first
+    engine.dispose()
+
+
+def test_full_sync_loads_every_entity_and_conserves_rows(synced):
+    cfg, engine, first = synced
+    st = stats(engine, "44190", first["run_id"])
+    assert len(st) >= 20  # 10 legacy tables, 9 portal collections, the treasury drop
+    for (source, entity), s in st.items():
+        assert s["rows_read"] == s["rows_loaded"] + s["rows_quarantined"], (source, entity, s)
+    for table in ("household", "person", "membership", "activity", "enrolment", "reservation",
+                  "attendance", "invoice", "invoice_line", "document", "portal_account",
+                  "portal_person", "portal_booking", "procedure_request", "payment",
+                  "bank_statement", "bank_operation", "association", "login_stat"):
+        assert count(engine, f"SELECT COUNT(*) FROM {table} WHERE town = '44190'") > 0, table
+    # every legacy reservation read is either in core or in quarantine
+    res = st[("legacy", "RESERVATION")]
+    in_core = count(engine, "SELECT COUNT(*) FROM reservation WHERE town = '44190'")
+    assert in_core == res["rows_loaded"]
+    assert count(engine, "SELECT COUNT(*) FROM load_run WHERE status = 'success'") == 1
+
+
+def test_rerun_changes_nothing(synced):
+    cfg, engine, first = synced
+    before = core_digest(engine)
+    raw_before = count(engine, "SELECT COUNT(*) FROM raw_record")
+    q_before = count(engine, "SELECT COUNT(*) FROM quarantine")
+    second = run_town(cfg, "44190", engine)
+    assert core_digest(engine) == before
+    assert count(engine, "SELECT COUNT(*) FROM raw_record") == raw_before
+    assert count(engine, "SELECT COUNT(*) FROM quarantine") == q_before
+    for key, s in stats(engine, "44190", second["run_id"]).items():
+        assert s["rows_inserted"] == 0 and s["rows_updated"] == 0 and s["rows_deleted"] == 0, key
+
+
+def test_incremental_after_one_simulated_day(synced, town_dir):
+    cfg, engine, first = synced
+    full = stats(engine, "44190", first["run_id"])
+    with engine.connect() as conn:
+        wm_before = dict(conn.execute(sa.text(
+            "SELECT source || '.' || entity, value FROM watermark WHERE town = '44190'")).all())
+    advance_town(town_dir, days=1)
+    second = run_town(cfg, "44190", engine)
+    inc = stats(engine, "44190", second["run_id"])
+    # only what changed (plus the overlap window) is read again
+    for entity in ("RESERVATION", "POINTAGE", "FAMILLE", "INDIVIDU"):
+        assert inc[("legacy", entity)]["rows_read"] < full[("legacy", entity)]["rows_read"], entity
+    changed = sum(s["rows_inserted"] + s["rows_updated"] for s in inc.values())
+    assert changed > 0
+    for key, s in inc.items():
+        assert s["rows_read"] == s["rows_loaded"] + s["rows_quarantined"], key
+    with engine.connect() as conn:
+        wm_after = dict(conn.execute(sa.text(
+            "SELECT source || '.' || entity, value FROM watermark WHERE town = '44190'")).all())
+    assert wm_after["legacy.RESERVATION"] > wm_before["legacy.RESERVATION"]
+    assert wm_after["treasury.files"] >= wm_before["treasury.files"]
+    # a third run with no change is a no-op again
+    digest = core_digest(engine)
+    run_town(cfg, "44190", engine)
+    assert core_digest(engine) == digest
+
+
+def _legacy_db(town_dir):
+    return json.loads((town_dir / "town.json").read_text())["legacy_url"].split("sqlite:///", 1)[1]
+
+
+def test_malformed_rows_are_quarantined_with_reason_and_resolved_later(warehouse_url, town_dir,
+                                                                       tmp_path):
+    db = sqlite3.connect(_legacy_db(town_dir))
+    ins = db.execute("SELECT ID_INSCRIPTION FROM INSCRIPTION LIMIT 1").fetchone()[0]
+    db.execute("INSERT INTO RESERVATION VALUES (99999901, ?, '20251345', 'RESA', 'GUICHET', "
+               "NULL, NULL, '2026-07-03 12:00:00')", (ins,))
+    db.execute("INSERT INTO RESERVATION VALUES (99999902, ?, '20260105', 'PEUT-ETRE', 'GUICHET', "
+               "NULL, NULL, '2026-07-03 12:00:00')", (ins,))
+    db.commit()
+    portal = town_dir / "portal" / "bookings.jsonl"
+    with portal.open("a", encoding="utf-8") as fh:
+        fh.write('{"id": "broken", "updated_at": \n')
+        fh.write('{"id": "bk-no-action", "updated_at": "2026-07-03T10:00:00+02:00", '
+                 '"account_id": "a", "person_id": "p", "activity_code": "RESTO-X", '
+                 '"day": "2026-07-06", "made_at": "2026-07-03T10:00:00+02:00"}\n')
+    cfg = town_config(warehouse_url, {"44190": town_dir}, tmp_path / "landing")
+    engine = make_engine(warehouse_url)
+    run_town(cfg, "44190", engine)
+    with engine.connect() as conn:
+        q = dict(conn.execute(sa.text(
+            "SELECT source_key, reason FROM quarantine WHERE town = '44190' AND "
+            "((source = 'legacy' AND entity = 'RESERVATION') OR "
+            "(source = 'portal' AND entity = 'bookings'))")).all())
+    assert "DATE_JOUR" in q["99999901"] and "20251345" in q["99999901"]
+    assert "ETAT" in q["99999902"]
+    assert any("line:" in k for k in q), q  # the invalid JSON line, by its line number
+    assert "action" in q["bk-no-action"]
+    # the desk fixes the row: the next run loads it and closes the quarantine entry
+    db.execute("UPDATE RESERVATION SET DATE_JOUR = '20251215', DATE_MAJ = '2026-07-03 19:00:00' "
+               "WHERE ID_RESERVATION = 99999901")
+    db.commit()
+    db.close()
+    run_town(cfg, "44190", engine)
+    assert count(engine, "SELECT COUNT(*) FROM reservation WHERE reservation_id = 99999901") == 1
+    assert count(engine, "SELECT COUNT(*) FROM quarantine WHERE source_key = '99999901' "
+                         "AND resolved_run_id IS NOT NULL") == 1
+    engine.dispose()
+
+
+def test_purged_document_is_marked_not_dropped(warehouse_url, town_dir, tmp_path):
+    cfg = town_config(warehouse_url, {"44190": town_dir}, tmp_path / "landing")
+    engine = make_engine(warehouse_url)
+    run_town(cfg, "44190", engine)
+    db = sqlite3.connect(_legacy_db(town_dir))
+    pid = db.execute("SELECT MIN(ID_PIECE) FROM PIECE").fetchone()[0]
+    db.execute("DELETE FROM PIECE WHERE ID_PIECE = ?", (pid,))
+    db.commit()
+    db.close()
+    second = run_town(cfg, "44190", engine)
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT deleted_run_id FROM document WHERE document_id = :d"),
+                           {"d": f"legacy:{pid}"}).one()
+    assert row[0] == second["run_id"]
+    assert stats(engine, "44190", second["run_id"])[("legacy", "PIECE")]["rows_deleted"] == 1
+    engine.dispose()
+
+
+def test_two_towns_share_a_warehouse_without_seeing_each_other(warehouse_url, town_template,
+                                                               tmp_path):
+    from demo.generate import generate_town
+
+    a = copy_town(town_template, tmp_path / "a" / "44190")
+    b = tmp_path / "b" / "44036"
+    generate_town(b, households=30, seed=11, town="44036", name="Carquefou")
+    cfg = town_config(warehouse_url, {"44190": a, "44036": b}, tmp_path / "landing")
+    engine = make_engine(warehouse_url)
+    run_town(cfg, "44190", engine)
+    digest_a = core_digest(engine, "44190")
+    run_town(cfg, "44036", engine)
+    assert core_digest(engine, "44190") == digest_a  # syncing B did not touch A
+    hh_a = count(engine, "SELECT COUNT(*) FROM household WHERE town = '44190'")
+    hh_b = count(engine, "SELECT COUNT(*) FROM household WHERE town = '44036'")
+    assert hh_a > 0 and hh_b > 0
+    total = count(engine, "SELECT COUNT(*) FROM household")
+    assert total == hh_a + hh_b
+    # the same legacy ids exist in both towns, as distinct rows
+    both = count(engine, "SELECT COUNT(*) FROM household h1 JOIN household h2 ON "
+                         "h1.household_id = h2.household_id AND h1.town = '44190' "
+                         "AND h2.town = '44036'")
+    assert both > 0
+    with engine.connect() as conn:
+        for table in ("watermark", "load_stat", "raw_record"):
+            towns = {r[0] for r in conn.execute(sa.text(f"SELECT DISTINCT town FROM {table}"))}
+            assert towns == {"44190", "44036"}, table
+    engine.dispose()
+
+
+def test_crash_leaves_previous_state_and_watermarks(warehouse_url, town_dir, tmp_path,
+                                                    monkeypatch):
+    cfg = town_config(warehouse_url, {"44190": town_dir}, tmp_path / "landing")
+    engine = make_engine(warehouse_url)
+    run_town(cfg, "44190", engine)
+    digest = core_digest(engine)
+    with engine.connect() as conn:
+        wms = conn.execute(sa.text("SELECT source, entity, value FROM watermark ORDER BY 1, 2")).all()
+    advance_town(town_dir, days=1)
+
+    real = loading.upsert_core
+    calls = {"n": 0}
+
+    def flaky(conn, town, run_id, table, rows, **kw):
+        calls["n"] += 1
+        if table == "reservation":
+            raise RuntimeError("disk full (simulated)")
+        return real(conn, town, run_id, table, rows, **kw)
+
+    monkeypatch.setattr(loading, "upsert_core", flaky)
+    with pytest.raises(RuntimeError):
+        run_town(cfg, "44190", engine)
+    monkeypatch.setattr(loading, "upsert_core", real)
+    with engine.connect() as conn:
+        wm_res = conn.execute(sa.text("SELECT value FROM watermark WHERE entity = 'RESERVATION'")
+                              ).scalar()
+        failed = conn.execute(sa.text("SELECT COUNT(*) FROM load_run WHERE status = 'failed'")
+                              ).scalar()
+    assert wm_res == dict(((s, e), v) for s, e, v in wms)[("legacy", "RESERVATION")]
+    assert failed == 1
+    assert core_digest(engine)["reservation"] == digest["reservation"]
+    # the next run catches up completely
+    run_town(cfg, "44190", engine)
+    after = core_digest(engine)
+    assert after["reservation"] != digest["reservation"]
+    engine.dispose()
