@@ -97,7 +97,9 @@ class LegacyDatabase:
                 batch = result.fetchmany(self.chunk_rows)
                 if not batch:
                     break
-                yield pd.DataFrame.from_records([tuple(r) for r in batch], columns=cols)
+                # object dtype keeps driver values as they are (an int column with a NULL
+                # must not turn into floats, or the raw payload would depend on the chunk)
+                yield pd.DataFrame([tuple(r) for r in batch], columns=cols, dtype=object)
 
     def read(self, name: str, since: str | None = None) -> Iterator[pd.DataFrame]:
         """Rows changed since the DATE_MAJ text ``since`` (all rows when None)."""

@@ -82,3 +82,14 @@ class LocalDrop:
                 expected = (parse_sidecar(side.read_text("utf-8", "replace"), p.name)
                             if side.exists() else None)
                 yield DropFile(day, p.name, p.read_bytes(), expected)
+
+
+def open_drop(root: str, *, key_file: str | None = None, known_hosts: str | None = None):
+    """The drop at ``root``: a local folder, or ``sftp://user@host:port/path``."""
+    if root.startswith("sftp://"):
+        from connectors.treasury_sftp import SFTPDrop  # noqa: PLC0415
+
+        if not key_file or not known_hosts:
+            raise ValueError("an sftp:// treasury needs treasury_key_file and treasury_known_hosts")
+        return SFTPDrop(root, key_file=key_file, known_hosts=known_hosts)
+    return LocalDrop(root)

@@ -30,6 +30,8 @@ class TownConfig:
     portal_base: str
     treasury_root: str
     portal_token: str | None = field(default=None, repr=False)
+    treasury_key_file: str | None = None  # SFTP private key (path), for sftp:// roots
+    treasury_known_hosts: str | None = None  # known_hosts file pinning the SFTP host key
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ def parse_config(data: dict, path: Path | None = None) -> Config:
             portal_base=_value(t, "portal_base", where),
             treasury_root=_value(t, "treasury_root", where),
             portal_token=_value(t, "portal_token", where, required=False),
+            treasury_key_file=_value(t, "treasury_key_file", where, required=False),
+            treasury_known_hosts=_value(t, "treasury_known_hosts", where, required=False),
         ))
     return Config(url, landing, tuple(towns), path)
 

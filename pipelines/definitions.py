@@ -9,6 +9,7 @@ import dagster as dg
 from pipelines.assets import build_assets
 from pipelines.config import load_config
 from pipelines.resources import GuichetResource
+from pipelines.sensors import PAYMENT_ASSETS, pending_files, run_key
 
 NIGHTLY_CRON = "0 2 * * *"
 TIMEZONE = "Europe/Paris"
@@ -23,7 +24,7 @@ def town_codes() -> list[str]:
 def build_definitions(codes: list[str] | None = None) -> dg.Definitions:
     towns = dg.StaticPartitionsDefinition(codes or town_codes())
     nightly_sync = dg.define_asset_job(
-        "nightly_sync", selection=dg.AssetSelection.all(), partitions_def=towns,
+        "nightly_sync", selection=dg.AssetSelection.all(),
         description="Extract, validate and load every source of one town into the warehouse.")
 
     @dg.schedule(job=nightly_sync, cron_schedule=NIGHTLY_CRON, execution_timezone=TIMEZONE,
@@ -33,6 +34,22 @@ def build_definitions(codes: list[str] | None = None) -> dg.Definitions:
         day = context.scheduled_execution_time.strftime("%Y-%m-%d")
         for code in towns.get_partition_keys():
             yield dg.RunRequest(run_key=f"{code}-{day}", partition_key=code)
+
+    treasury_sync = dg.define_asset_job(
+        "treasury_sync", selection=dg.AssetSelection.assets(*PAYMENT_ASSETS),
+        description="Load the payment office's new files (and the portal's online payments).")
+
+    @dg.sensor(job=treasury_sync, minimum_interval_seconds=300,
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Launches treasury_sync for a town when new files are in its drop.")
+    def treasury_drop_sensor(context: dg.SensorEvaluationContext, guichet: GuichetResource):
+        cfg = guichet.config()
+        engine = guichet.engine()
+        for town in cfg.towns:
+            shas = pending_files(town, engine)
+            if shas:
+                yield dg.RunRequest(run_key=run_key(town.code, shas), partition_key=town.code,
+                                    tags={"guichet/new_files": str(len(shas))})
 
     resource = GuichetResource(
         config_path=dg.EnvVar("GUICHET_CONFIG") if os.environ.get("GUICHET_CONFIG") else "",
@@ -44,8 +61,9 @@ def build_definitions(codes: list[str] | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[a for a in built if not isinstance(a, dg.AssetChecksDefinition)],
         asset_checks=checks,
-        jobs=[nightly_sync],
+        jobs=[nightly_sync, treasury_sync],
         schedules=[nightly_schedule],
+        sensors=[treasury_drop_sensor],
         resources={"guichet": resource},
         executor=dg.in_process_executor,
     )

@@ -109,13 +109,15 @@ def _count(conn, table, town, source, entity) -> int:
 # ----------------------------------------------------------- quarantine
 def write_quarantine(conn: sa.Connection, town: str, run_id: str, source: str, entity: str,
                      q: pd.DataFrame) -> int:
-    """Quarantine rows (source_key, reason, payload); the same content is kept once."""
+    """Quarantine rows (source_key, reason, payload); the same record is kept once."""
     if q.empty:
         return 0
     df = pd.DataFrame({
         "town": town, "source": source, "entity": entity,
         "source_key": q["source_key"].astype(object).where(q["source_key"].notna(), None).values,
-        "content_hash": payload_hashes(q["payload"].astype(str)).values,
+        # keyed by place and content: two identical bad lines of one file are two rows
+        "content_hash": payload_hashes(q["source_key"].astype(str) + "\x00"
+                                       + q["payload"].astype(str)).values,
         "reason": q["reason"].astype(str).values,
         "payload": q["payload"].astype(str).values,
         "run_id": run_id, "resolved_run_id": None,
@@ -203,6 +205,21 @@ def upsert_core(conn: sa.Connection, town: str, run_id: str, table: str, rows: p
     if present is not None:
         counts.deleted = _mark_deleted(conn, table, town, run_id, pk, existing, present, rows)
     return counts
+
+
+def prune_children(conn: sa.Connection, town: str, table: str, parent: str,
+                   rows: pd.DataFrame) -> int:
+    """Delete the children of the staged parents that the staged rows no longer have."""
+    if rows.empty:
+        return 0
+    pk = [c for c in BY_NAME[table].primary_key if c != "town"]
+    existing = pd.read_sql(sa.text(f"SELECT {', '.join(pk)} FROM {table} WHERE town = :t"),
+                           conn, params={"t": town})
+    existing = existing[existing[parent].astype(str).isin(set(rows[parent].astype(str)))]
+    keep = rows[pk].astype(str).apply(tuple, axis=1)
+    gone = existing[~existing.astype(str).apply(tuple, axis=1).isin(set(keep))]
+    _delete_keys(conn, table, town, pk, gone)
+    return len(gone)
 
 
 def _align_keys(existing: pd.DataFrame, rows: pd.DataFrame, pk: list[str]) -> pd.DataFrame:

@@ -48,7 +48,7 @@ class GuichetResource(dg.ConfigurableResource):
         engine = self.engine()
         with engine.connect() as conn:
             exists = conn.execute(sa.text("SELECT 1 FROM load_run WHERE town = :t AND run_id = :r"),
-                                  {"t": code, "r": context.run_id}).first()
+                                  {"t": code, "r": context.run.run_id}).first()
         if not exists:
-            loading.start_run(engine, code, dagster_run_id=context.run_id, run_id=context.run_id)
-        return open_town(self.config(), code, engine, context.run_id)
+            loading.start_run(engine, code, dagster_run_id=context.run.run_id, run_id=context.run.run_id)
+        return open_town(self.config(), code, engine, context.run.run_id)

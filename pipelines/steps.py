@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from connectors.legacy import LegacyDatabase, overlap_start
 from connectors.portal import instant_key, open_portal, parse_instant
-from connectors.treasury import LocalDrop
+from connectors.treasury import open_drop
 from pipelines import loading
 from pipelines.bulk import bulk_insert
 from pipelines.config import Config, TownConfig
@@ -143,7 +143,9 @@ def extract_treasury(town: Town) -> Extracted:
         known = set(pd.read_sql(sa.text("SELECT sha256 FROM treasury_file WHERE town = :t"),
                                 conn, params={"t": town.code})["sha256"])
     files, seen, latest = [], set(), since
-    for f in LocalDrop(town.config.treasury_root).files(since):
+    drop = open_drop(town.config.treasury_root, key_file=town.config.treasury_key_file,
+                     known_hosts=town.config.treasury_known_hosts)
+    for f in drop.files(since):
         latest = max(latest, f.folder_day) if latest else f.folder_day
         sha = f.sha256
         if sha in known or sha in seen:
@@ -243,6 +245,9 @@ def _stage_treasury(town: Town, ext: Extracted, t0: float) -> StagedBatch:
 
 # --------------------------------------------------------------- core
 PURGE_SCOPE = {"document": "source = 'legacy'"}
+# Core tables derived from a parent record (the parent key column): a parent staged
+# again replaces its children, so a state that disappeared from the source goes too.
+DERIVED_CHILDREN = {"procedure_state": "request_id"}
 
 
 def load_core(town: Town, table: str, batches: list[StagedBatch]) -> dict:
@@ -262,6 +267,9 @@ def load_core(town: Town, table: str, batches: list[StagedBatch]) -> dict:
             scope = PURGE_SCOPE.get(table) if b.source == LEGACY else None
             c = loading.upsert_core(conn, town.code, town.run_id, table, st.rows,
                                     present=present, scope=scope)
+            if table in DERIVED_CHILDREN:  # rows derived from a parent: replace per parent
+                c.deleted += loading.prune_children(conn, town.code, table,
+                                                    DERIVED_CHILDREN[table], st.rows)
             totals.inserted += c.inserted
             totals.updated += c.updated
             totals.unchanged += c.unchanged

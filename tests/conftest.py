@@ -115,3 +115,48 @@ def copy_town(template: Path, dest: Path) -> Path:
 @pytest.fixture
 def town_dir(town_template, tmp_path) -> Path:
     return copy_town(town_template, tmp_path / "towns" / "44190")
+
+
+@pytest.fixture(scope="session")
+def sftp_server(tmp_path_factory):
+    """A real OpenSSH sshd on a loopback port with throw-away host and user keys."""
+    import getpass  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not Path(sshd).exists():
+        unreachable("OpenSSH server (install openssh-server)", FileNotFoundError(sshd))
+    d = tmp_path_factory.mktemp("sshd")
+    for name in ("host_key", "user_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)],
+                       check=True)
+    (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\n"
+        f"PidFile {d / 'sshd.pid'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        "StrictModes no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n")
+    proc = subprocess.Popen([sshd, "-D", "-f", str(d / "sshd_config"), "-E", str(d / "sshd.log")])
+    for _ in range(50):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        unreachable("sshd on loopback", RuntimeError((d / "sshd.log").read_text()))
+    host_pub = (d / "host_key.pub").read_text().split()
+    (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+    try:
+        yield {"port": port, "user": getpass.getuser(), "key_file": str(d / "user_key"),
+               "known_hosts": str(d / "known_hosts"), "dir": d}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

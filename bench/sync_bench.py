@@ -1,0 +1,179 @@
+"""Benchmark of the nightly sync (not a test): prints figures, asserts nothing.
+
+For each town size (default: the default town and a 10x town), in a fresh
+child process so peak RSS is its own: generate the town (cached under
+bench/out/), run a full sync into an empty SQLite warehouse, then a one-day
+incremental sync; and, in the same run, bulk-insert the same source rows raw
+into the same warehouse, so the ratio sync / raw insert is measured on the same
+machine at the same moment.
+
+    python bench/sync_bench.py                 # 3000 and 30000 households
+    python bench/sync_bench.py --households 300 --warehouse postgresql+psycopg://postgres@127.0.0.1/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "bench" / "out"
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _raw_insert_seconds(engine, cfg, code) -> tuple[float, int]:
+    """Bulk-insert every source row as extracted (legacy rows, portal lines, payment rows)."""
+    import pandas as pd  # noqa: PLC0415
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from connectors.legacy import LegacyDatabase  # noqa: PLC0415
+    from connectors.portal import open_portal  # noqa: PLC0415
+    from pipelines.steps import LEGACY_ORDER  # noqa: PLC0415
+    from schemas.portal import PORTAL_COLLECTIONS  # noqa: PLC0415
+
+    town = cfg.town(code)
+    db = LegacyDatabase(town.legacy_url)
+    frames = {e: pd.concat(list(db.read(e)), ignore_index=True) for e in LEGACY_ORDER}
+    db.dispose()
+    portal = open_portal(town.portal_base)
+    lines = {c: [(i.line_no, i.payload) for i in portal.items(c, None)] for c in PORTAL_COLLECTIONS}
+    total = sum(len(f) for f in frames.values()) + sum(len(v) for v in lines.values())
+    sqlite = engine.dialect.name == "sqlite"
+    ph = "?" if sqlite else "%s"
+    with engine.begin() as conn:
+        for e, f in frames.items():
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS bench_raw_{e.lower()}")
+            cols = ", ".join(f"{c} TEXT" for c in f.columns)
+            conn.exec_driver_sql(f"CREATE TABLE bench_raw_{e.lower()} ({cols})")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS bench_raw_portal")
+        conn.exec_driver_sql("CREATE TABLE bench_raw_portal (coll TEXT, line_no BIGINT, payload TEXT)")
+    tuples = {e: [tuple(None if v is None else str(v) for v in r)
+                  for r in f.itertuples(index=False)] for e, f in frames.items()}
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        for e, f in frames.items():
+            marks = ", ".join(ph for _ in f.columns)
+            conn.exec_driver_sql(f"INSERT INTO bench_raw_{e.lower()} VALUES ({marks})", tuples[e])
+        for c, ls in lines.items():
+            conn.exec_driver_sql(f"INSERT INTO bench_raw_portal VALUES ({ph}, {ph}, {ph})",
+                                 [(c, n, p) for n, p in ls])
+    secs = time.perf_counter() - t0
+    with engine.begin() as conn:
+        for e in frames:
+            conn.exec_driver_sql(f"DROP TABLE bench_raw_{e.lower()}")
+        conn.exec_driver_sql("DROP TABLE bench_raw_portal")
+    del sa
+    return secs, total
+
+
+def measure(households: int, warehouse: str | None, seed: int, q) -> None:
+    from connectors.warehouse import make_engine  # noqa: PLC0415
+    from demo.advance import advance_town  # noqa: PLC0415
+    from demo.generate import generate_town  # noqa: PLC0415
+    from pipelines.config import parse_config  # noqa: PLC0415
+    from pipelines.steps import run_town  # noqa: PLC0415
+
+    base = OUT / f"town_{households}_{seed}"
+    town_dir = base / "44190"
+    t0 = time.perf_counter()
+    if not (base / "template" / "town.json").exists():
+        shutil.rmtree(base / "template", ignore_errors=True)
+        generate_town(base / "template", households=households, seed=seed)
+    gen = time.perf_counter() - t0
+    shutil.rmtree(town_dir, ignore_errors=True)
+    shutil.copytree(base / "template", town_dir)
+    info_text = (town_dir / "town.json").read_text().replace(str(base / "template"), str(town_dir))
+    (town_dir / "town.json").write_text(info_text)
+    info = json.loads(info_text)
+    wh_file = base / "warehouse.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(wh_file) + suffix).unlink(missing_ok=True)
+    shutil.rmtree(base / "landing", ignore_errors=True)
+    url = warehouse or f"sqlite:///{wh_file}"
+    cfg = parse_config({"warehouse": {"url": url, "landing_dir": str(base / "landing")},
+                        "towns": {"44190": {k: info[k] for k in
+                                            ("legacy_url", "portal_base", "treasury_root")}}})
+    engine = make_engine(url)
+    if warehouse:  # start from an empty PostgreSQL warehouse too
+        from schemas.tables import METADATA  # noqa: PLC0415
+
+        METADATA.drop_all(engine)
+        METADATA.create_all(engine)
+    t0 = time.perf_counter()
+    full = run_town(cfg, "44190", engine)
+    full_s = time.perf_counter() - t0
+    raw_s, raw_rows = _raw_insert_seconds(engine, cfg, "44190")
+    t0 = time.perf_counter()
+    advance_town(town_dir, days=1)
+    adv_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    inc = run_town(cfg, "44190", engine)
+    inc_s = time.perf_counter() - t0
+    engine.dispose()
+    q.put({"households": households, "generate_s": gen, "full_s": full_s, "raw_s": raw_s,
+           "raw_rows": raw_rows, "advance_s": adv_s, "incremental_s": inc_s,
+           "full": full, "incremental": inc, "peak_rss_mb": _peak_rss_mb(), "warehouse": url})
+
+
+def _stage_table(r: dict) -> list[str]:
+    lines = []
+    read = {k: v["read"] for k, v in r["full"]["extract"].items()}
+    ex = sum(v["seconds"] for v in r["full"]["extract"].values())
+    st = sum(v["seconds"] for v in r["full"]["stage"].values())
+    co = sum(v["seconds"] for v in r["full"]["core"].values())
+    rows = sum(read.values())
+    lines.append(f"  rows read {rows:,}: extract+raw {ex:.1f} s ({rows / max(ex, 1e-9):,.0f} rows/s), "
+                 f"stage {st:.1f} s ({rows / max(st, 1e-9):,.0f} rows/s), "
+                 f"core {co:.1f} s ({rows / max(co, 1e-9):,.0f} rows/s)")
+    big = sorted(read.items(), key=lambda kv: -kv[1])[:5]
+    for k, n in big:
+        e = r["full"]["extract"][k]["seconds"]
+        s = r["full"]["stage"][k]["seconds"]
+        lines.append(f"    {k:<28} {n:>9,} rows  extract {e:5.2f} s  stage {s:5.2f} s")
+    return lines
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--households", type=int, action="append")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--warehouse", help="warehouse URL (default: a fresh SQLite file)")
+    args = ap.parse_args()
+    sizes = args.households or [3000, 30000]
+    OUT.mkdir(parents=True, exist_ok=True)
+    ctx = mp.get_context("spawn")
+    results = []
+    for n in sizes:
+        q = ctx.Queue()
+        p = ctx.Process(target=measure, args=(n, args.warehouse, args.seed, q))
+        p.start()
+        r = q.get()
+        p.join()
+        results.append(r)
+        print(f"\n== town of {n:,} households ({r['warehouse'].split(':')[0]} warehouse)")
+        print(f"  generate {r['generate_s']:.1f} s (cached when 0)")
+        print(f"  full sync {r['full_s']:.1f} s; raw insert of the same {r['raw_rows']:,} source "
+              f"rows {r['raw_s']:.1f} s; ratio {r['full_s'] / r['raw_s']:.2f}x")
+        for line in _stage_table(r):
+            print(line)
+        print(f"  one-day incremental sync {r['incremental_s']:.1f} s (advance took {r['advance_s']:.1f} s)")
+        print(f"  peak RSS {r['peak_rss_mb']:.0f} MiB")
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        print(f"\nscaling {b['households'] / a['households']:.0f}x households: full sync "
+              f"{b['full_s'] / a['full_s']:.1f}x time, peak RSS {b['peak_rss_mb'] / a['peak_rss_mb']:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
