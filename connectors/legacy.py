@@ -1,14 +1,18 @@
 """Read-only access to the legacy registration and billing database.
 
-Works whatever the engine folded table and column names to (reflects and
-compares case-insensitively), streams in chunks, and opens the session
-read-only wherever the database allows it. Rows come out as DataFrames with
-upper-case column names and values exactly as the driver returns them.
+One code path for every way a town reaches it: an ODBC connection string or
+DSN through pyodbc (``DRIVER={MariaDB Unicode};SERVER=...`` / ``DSN=legacy``),
+or any SQLAlchemy URL (``mssql+pyodbc://``, ``mysql+pyodbc://``,
+``postgresql://``, ``sqlite:///``), whose DBAPI connection is used directly.
+Queries are plain parameterised SQL on unquoted names, so they work whatever the
+engine folded names to; column names come back upper-cased. Results stream in
+chunks. The session is made read-only wherever the database allows it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from collections.abc import Iterator
 
@@ -19,34 +23,16 @@ CHUNK_ROWS = 50_000
 # Re-read this much before the watermark: late commits, same-second updates,
 # and the autumn clock change (DATE_MAJ is local time).
 OVERLAP = dt.timedelta(hours=2)
+IN_LIST = 1000
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def _read_only(engine: sa.Engine) -> None:
-    name = engine.dialect.name
-
-    @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # noqa: ARG001
-        cur = dbapi_conn.cursor()
-        if name in ("mysql", "mariadb"):
-            cur.execute("SET SESSION TRANSACTION READ ONLY")
-        elif name == "postgresql":
-            cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-        cur.close()
+class LegacyError(Exception):
+    pass
 
 
-def open_legacy(url: str) -> sa.Engine:
-    """An engine on the legacy database that refuses writes where it can."""
-    u = sa.engine.make_url(url)
-    if u.drivername.startswith("sqlite") and u.database and u.database != ":memory:":
-        path = u.database
-        return sa.create_engine(
-            "sqlite://", creator=lambda: sqlite3.connect(f"file:{path}?mode=ro", uri=True,
-                                                         check_same_thread=False))
-    if u.drivername in ("postgresql", "postgres"):
-        u = u.set(drivername="postgresql+psycopg")
-    engine = sa.create_engine(u)
-    _read_only(engine)
-    return engine
+def is_odbc_string(url: str) -> bool:
+    return "://" not in url and "=" in url
 
 
 def overlap_start(watermark: str | None) -> str | None:
@@ -60,70 +46,173 @@ def overlap_start(watermark: str | None) -> str | None:
     return (t - OVERLAP).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _odbc_options(connstr: str) -> str:
+    """Streaming and read-only options of the drivers that have them."""
+    low = connstr.lower()
+    extra = []
+    if "postgres" in low:  # psqlODBC: refuse writes; fetch with a cursor, not all at once
+        for opt in ("ReadOnly=1", "UseDeclareFetch=1", "Fetch=10000"):
+            if opt.split("=")[0].lower() + "=" not in low:
+                extra.append(opt)
+    elif "mariadb" in low or "mysql" in low:
+        if "no_cache=" not in low:
+            extra.append("NO_CACHE=1")
+    if not extra:
+        return connstr
+    return connstr.rstrip(";") + ";" + ";".join(extra)
+
+
+def _backend_of(name: str) -> str:
+    n = name.lower()
+    for key, backend in (("maria", "mysql"), ("mysql", "mysql"), ("postgres", "postgresql"),
+                         ("sqlite", "sqlite"), ("microsoft", "mssql"), ("sql server", "mssql")):
+        if key in n:
+            return backend
+    return n
+
+
 class LegacyDatabase:
-    """One legacy database, reached by a SQLAlchemy URL."""
+    """One legacy database; every query read-only, parameterised and chunked."""
 
     def __init__(self, url: str, chunk_rows: int = CHUNK_ROWS):
         self.url = url
-        self.engine = open_legacy(url)
         self.chunk_rows = chunk_rows
-        self._tables: dict[str, sa.Table] = {}
+        self._engine: sa.Engine | None = None
+        self._conn = None
+        self.backend = ""
+        self.paramstyle = "qmark"
+        self._names: dict[str, str] = {}
+        self._connect()
 
-    def table(self, name: str) -> sa.Table:
-        """The reflected table whose name matches ``name`` case-insensitively."""
+    # ------------------------------------------------------------ connection
+    def _connect(self) -> None:
+        if is_odbc_string(self.url):
+            try:
+                import pyodbc  # noqa: PLC0415  (needs unixODBC: only where ODBC is used)
+            except ImportError as exc:
+                raise LegacyError(f"ODBC connection string given but pyodbc cannot load: {exc} "
+                                  "(install unixodbc and the database's ODBC driver)") from exc
+            try:
+                self._conn = pyodbc.connect(_odbc_options(self.url), autocommit=True)
+            except pyodbc.Error as exc:
+                raise LegacyError(f"ODBC connection to the legacy database failed: {exc}") from exc
+            self.backend = _backend_of(self._conn.getinfo(pyodbc.SQL_DBMS_NAME))
+            self.paramstyle = "qmark"
+        else:
+            u = sa.engine.make_url(self.url)
+            if u.drivername.startswith("sqlite") and u.database and u.database != ":memory:":
+                path = u.database
+                self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                             check_same_thread=False)
+                self.backend, self.paramstyle = "sqlite", "qmark"
+            else:
+                if u.drivername in ("postgresql", "postgres"):
+                    u = u.set(drivername="postgresql+psycopg")
+                self._engine = sa.create_engine(u, poolclass=sa.pool.NullPool)
+                self._conn = self._engine.raw_connection().driver_connection
+                self.backend = _backend_of(self._engine.dialect.name)
+                self.paramstyle = self._engine.dialect.dbapi.paramstyle
+                if hasattr(self._conn, "autocommit"):
+                    try:
+                        self._conn.autocommit = True
+                    except Exception:  # noqa: BLE001 - some drivers take it as a method
+                        self._conn.autocommit(True)
+        self._read_only()
+
+    def _read_only(self) -> None:
+        stmt = {"mysql": "SET SESSION TRANSACTION READ ONLY",
+                "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
+                }.get(self.backend)
+        if stmt:
+            cur = self._conn.cursor()
+            cur.execute(stmt)
+            cur.close()
+
+    def connection(self):
+        """The DBAPI connection (read-only session)."""
+        return self._conn
+
+    def dispose(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._engine is not None:
+            self._engine.dispose()
+
+    # ---------------------------------------------------------------- names
+    def _mark(self) -> str:
+        return "?" if self.paramstyle == "qmark" else "%s"
+
+    def _cursor(self):
+        if self.backend == "postgresql" and self._engine is not None:
+            self._n_cursors = getattr(self, "_n_cursors", 0) + 1  # server-side: bounded memory
+            return self._conn.cursor(name=f"guichet_{self._n_cursors}", withhold=True)
+        if self.backend == "mysql" and self._engine is not None:
+            import pymysql.cursors  # noqa: PLC0415
+
+            return self._conn.cursor(pymysql.cursors.SSCursor)
+        return self._conn.cursor()
+
+    def table_name(self, name: str) -> str:
+        """The table's name as the engine accepts it (unquoted, DDL case or lower case)."""
         key = name.upper()
-        if key not in self._tables:
-            names = {n.upper(): n for n in sa.inspect(self.engine).get_table_names()}
-            if key not in names:
-                raise LookupError(f"legacy table {name} not found at {self._safe_url()}; "
-                                  f"tables there: {sorted(names)}")
-            self._tables[key] = sa.Table(names[key], sa.MetaData(), autoload_with=self.engine)
-        return self._tables[key]
+        if key in self._names:
+            return self._names[key]
+        if not _NAME.match(name):
+            raise LegacyError(f"not a table name: {name!r}")
+        for candidate in (key, key.lower()):
+            cur = self._conn.cursor()
+            try:
+                cur.execute(f"SELECT * FROM {candidate} WHERE 1 = 0")
+                cur.fetchall()
+            except Exception:  # noqa: BLE001 - try the next folding
+                continue
+            finally:
+                cur.close()
+            self._names[key] = candidate
+            return candidate
+        raise LegacyError(f"legacy table {name} not found (tried {key} and {key.lower()})")
 
-    def _safe_url(self) -> str:
-        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
-
-    def column(self, table: sa.Table, name: str) -> sa.Column:
-        for c in table.columns:
-            if c.name.upper() == name.upper():
-                return c
-        raise LookupError(f"column {name} not in legacy table {table.name}")
-
-    def _stream(self, select: sa.Select) -> Iterator[pd.DataFrame]:
-        with self.engine.connect() as conn:
-            result = conn.execution_options(stream_results=True).execute(select)
-            cols = [c.upper() for c in result.keys()]
+    # ---------------------------------------------------------------- reads
+    def _stream(self, sql: str, params: tuple = ()) -> Iterator[pd.DataFrame]:
+        cur = self._cursor()
+        try:
+            cur.execute(sql, params) if params else cur.execute(sql)
+            cols = [d[0].upper() for d in cur.description]
             while True:
-                batch = result.fetchmany(self.chunk_rows)
+                batch = cur.fetchmany(self.chunk_rows)
                 if not batch:
                     break
                 # object dtype keeps driver values as they are (an int column with a NULL
                 # must not turn into floats, or the raw payload would depend on the chunk)
                 yield pd.DataFrame([tuple(r) for r in batch], columns=cols, dtype=object)
+        finally:
+            cur.close()
 
     def read(self, name: str, since: str | None = None) -> Iterator[pd.DataFrame]:
         """Rows changed since the DATE_MAJ text ``since`` (all rows when None)."""
-        t = self.table(name)
-        sel = sa.select(t)
-        if since is not None:
-            sel = sel.where(self.column(t, "DATE_MAJ") >= since)
-        yield from self._stream(sel)
+        t = self.table_name(name)
+        if since is None:
+            yield from self._stream(f"SELECT * FROM {t}")
+        else:
+            yield from self._stream(f"SELECT * FROM {t} WHERE DATE_MAJ >= {self._mark()}",
+                                    (since,))
 
     def read_where_in(self, name: str, column: str, values: list) -> Iterator[pd.DataFrame]:
         """Rows whose ``column`` is one of ``values`` (chunked IN lists)."""
-        t = self.table(name)
-        col = self.column(t, column)
-        for i in range(0, len(values), 5000):
-            yield from self._stream(sa.select(t).where(col.in_(values[i:i + 5000])))
+        t = self.table_name(name)
+        if not _NAME.match(column):
+            raise LegacyError(f"not a column name: {column!r}")
+        for i in range(0, len(values), IN_LIST):
+            part = tuple(values[i:i + IN_LIST])
+            marks = ", ".join(self._mark() for _ in part)
+            yield from self._stream(f"SELECT * FROM {t} WHERE {column} IN ({marks})", part)
 
     def keys(self, name: str, key_columns: tuple[str, ...]) -> pd.DataFrame:
         """Every primary key present now: how purges are noticed."""
-        t = self.table(name)
-        cols = [self.column(t, c) for c in key_columns]
-        frames = list(self._stream(sa.select(*cols)))
+        t = self.table_name(name)
+        cols = ", ".join(c for c in key_columns if _NAME.match(c))
+        frames = list(self._stream(f"SELECT {cols} FROM {t}"))
         if not frames:
             return pd.DataFrame(columns=[c.upper() for c in key_columns])
         return pd.concat(frames, ignore_index=True)
-
-    def dispose(self) -> None:
-        self.engine.dispose()

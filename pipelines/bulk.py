@@ -8,8 +8,6 @@ like with like.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pandas as pd
 import sqlalchemy as sa
 
@@ -23,16 +21,15 @@ def _column_values(series: pd.Series, logical: str, sqlite: bool) -> list:
         out = s.dt.strftime("%Y-%m-%d %H:%M:%S.%f")
         return out.astype(object).where(s.notna(), None).tolist()
     if logical == "date":
-        return [v.isoformat() if isinstance(v, (dt.date, pd.Timestamp)) and not pd.isna(v)
-                else (v if isinstance(v, str) else None) for v in series.tolist()]
+        return [v if v is None or isinstance(v, str) else (None if v != v else v.isoformat())
+                for v in series.astype(object).where(series.notna(), None).tolist()]
     if logical == "boolean":
         vals = series.astype(object).where(series.notna(), None).tolist()
         if sqlite:
             return [None if v is None else int(bool(v)) for v in vals]
         return [None if v is None else bool(v) for v in vals]
     if logical == "integer":
-        vals = series.astype(object).where(series.notna(), None).tolist()
-        return [None if v is None else int(v) for v in vals]
+        return pd.array(series, dtype="Int64").to_numpy(dtype=object, na_value=None).tolist()
     return series.astype(object).where(series.notna(), None).tolist()
 
 
@@ -42,10 +39,11 @@ def to_tuples(df: pd.DataFrame, columns: list[str], sqlite: bool) -> list[tuple]
 
 
 def bulk_insert(conn: sa.Connection, table: str, df: pd.DataFrame,
-                *, ignore_conflicts: bool = False) -> None:
-    """Insert every row of ``df`` (columns named as the table's) into ``table``."""
+                *, ignore_conflicts: bool = False) -> int:
+    """Insert every row of ``df`` (columns named as the table's) into ``table``;
+    return how many rows were inserted (conflicting ones are skipped when asked)."""
     if df.empty:
-        return
+        return 0
     columns = list(df.columns)
     sqlite = conn.dialect.name == "sqlite"
     rows = to_tuples(df, columns, sqlite)
@@ -53,9 +51,9 @@ def bulk_insert(conn: sa.Connection, table: str, df: pd.DataFrame,
     if sqlite:
         verb = "INSERT OR IGNORE" if ignore_conflicts else "INSERT"
         marks = ", ".join("?" for _ in columns)
-        conn.exec_driver_sql(f"INSERT INTO {table} ({collist}) VALUES ({marks})"
-                             .replace("INSERT", verb, 1), rows)
-        return
+        before = conn.connection.driver_connection.total_changes
+        conn.exec_driver_sql(f"{verb} INTO {table} ({collist}) VALUES ({marks})", rows)
+        return conn.connection.driver_connection.total_changes - before
     raw = conn.connection.driver_connection
     target = table
     with raw.cursor() as cur:
@@ -67,10 +65,13 @@ def bulk_insert(conn: sa.Connection, table: str, df: pd.DataFrame,
         with cur.copy(f"COPY {target} ({collist}) FROM STDIN") as copy:
             for r in rows:
                 copy.write_row(r)
-        if ignore_conflicts:
-            cur.execute(f"INSERT INTO {table} ({collist}) SELECT {collist} FROM {target} "
-                        f"ON CONFLICT DO NOTHING")
-            cur.execute(f"DROP TABLE {target}")
+        if not ignore_conflicts:
+            return len(rows)
+        cur.execute(f"INSERT INTO {table} ({collist}) SELECT {collist} FROM {target} "
+                    f"ON CONFLICT DO NOTHING")
+        inserted = cur.rowcount
+        cur.execute(f"DROP TABLE {target}")
+        return inserted
 
 
 def bulk_execute(conn: sa.Connection, sql: str, params: list[tuple]) -> None:

@@ -71,7 +71,9 @@ def set_watermark(conn: sa.Connection, town: str, source: str, entity: str,
 
 # ------------------------------------------------------------------ raw
 def payload_hashes(payloads: pd.Series) -> pd.Series:
-    return payloads.map(lambda p: hashlib.sha256(p.encode("utf-8")).hexdigest())
+    """SHA-256 (first 128 bits, hex) of each text."""
+    return pd.Series([hashlib.sha256(p.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+                      for p in payloads.tolist()], index=payloads.index, dtype=object)
 
 
 def records_to_payloads(df: pd.DataFrame) -> pd.Series:
@@ -88,22 +90,15 @@ def land_raw(engine: sa.Engine, town: str, run_id: str, source: str, entity: str
     """Keep every new version of the extracted records; return how many were new."""
     if len(payloads) == 0:
         return 0
+    keys = source_keys.astype(object).where(source_keys.notna(), "?").astype(str)
+    prefix = f"{source}\x00{entity}\x00"
     df = pd.DataFrame({
-        "town": town, "source": source, "entity": entity,
-        "source_key": source_keys.astype(object).where(source_keys.notna(), "?").values,
-        "content_hash": payload_hashes(payloads).values,
+        "town": town, "source": source, "entity": entity, "source_key": keys.values,
+        "content_hash": payload_hashes(prefix + keys + "\x00" + payloads.astype(str)).values,
         "run_id": run_id, "extracted_at": utcnow(), "payload": payloads.values,
     })
     with engine.begin() as conn:
-        before = _count(conn, "raw_record", town, source, entity)
-        bulk_insert(conn, "raw_record", df, ignore_conflicts=True)
-        after = _count(conn, "raw_record", town, source, entity)
-    return after - before
-
-
-def _count(conn, table, town, source, entity) -> int:
-    return conn.execute(sa.text(f"SELECT COUNT(*) FROM {table} WHERE town = :t AND source = :s "
-                                "AND entity = :e"), {"t": town, "s": source, "e": entity}).scalar()
+        return bulk_insert(conn, "raw_record", df, ignore_conflicts=True)
 
 
 # ----------------------------------------------------------- quarantine
@@ -129,10 +124,10 @@ def write_quarantine(conn: sa.Connection, town: str, run_id: str, source: str, e
 def resolve_quarantine(conn: sa.Connection, town: str, run_id: str, source: str, entity: str,
                        loaded_keys: pd.Series) -> int:
     """Mark open quarantine rows resolved once a valid version of the same record loaded."""
-    open_keys = pd.read_sql(sa.text(
-        "SELECT DISTINCT source_key FROM quarantine WHERE town = :t AND source = :s "
-        "AND entity = :e AND resolved_run_id IS NULL AND source_key IS NOT NULL"),
-        conn, params={"t": town, "s": source, "e": entity})["source_key"]
+    open_keys = read_frame(
+        conn, "SELECT DISTINCT source_key FROM quarantine WHERE town = ? AND source = ? "
+        "AND entity = ? AND resolved_run_id IS NULL AND source_key IS NOT NULL",
+        [town, source, entity])["source_key"]
     hit = sorted(set(open_keys) & set(loaded_keys.dropna().astype(str)))
     bulk_execute(conn, "UPDATE quarantine SET resolved_run_id = ? WHERE town = ? AND source = ? "
                  "AND entity = ? AND source_key = ? AND resolved_run_id IS NULL",
@@ -151,16 +146,11 @@ class CoreCounts:
 
 
 def row_hashes(df: pd.DataFrame) -> pd.Series:
-    """Content hash of canonical rows: deterministic across runs and processes."""
+    """Content hash of canonical rows: deterministic across runs and processes
+    (pandas' fixed-key SipHash of every column, as decimal text)."""
     if df.empty:
         return pd.Series([], dtype=object, index=df.index)
-    norm = df.copy()
-    for c in norm.columns:
-        if norm[c].dtype == object:
-            norm[c] = norm[c].map(lambda v: None if v is None or v is pd.NA or v is pd.NaT
-                                  else str(v)).astype("string")
-    h = pd.util.hash_pandas_object(norm, index=False)
-    return h.map(lambda v: format(int(v), "016x")).astype(object)
+    return pd.util.hash_pandas_object(df, index=False).astype(str)
 
 
 def upsert_core(conn: sa.Connection, town: str, run_id: str, table: str, rows: pd.DataFrame,
@@ -180,9 +170,16 @@ def upsert_core(conn: sa.Connection, town: str, run_id: str, table: str, rows: p
         rows = rows.drop_duplicates(subset=pk, keep="last")
     rows["row_hash"] = row_hashes(rows[data_cols]).values
     where_scope = f" AND {scope}" if scope else ""
-    existing = pd.read_sql(sa.text(
-        f"SELECT {', '.join(pk)}, row_hash, first_run_id, deleted_run_id FROM {table} "
-        f"WHERE town = :t{where_scope}"), conn, params={"t": town})
+    select = (f"SELECT {', '.join(pk)}, row_hash, first_run_id, deleted_run_id FROM {table} "
+              f"WHERE town = ?{where_scope}")
+    if len(pk) == 1 and len(rows) <= SMALL_BATCH:  # incremental: only the keys at hand
+        keys = [_plain(v) for v in rows[pk[0]].tolist()]
+        parts = [read_frame(conn, f"{select} AND {pk[0]} IN ({', '.join('?' * len(c))})",
+                            [town, *c]) for c in _chunks(keys, 900)]
+        existing = (pd.concat(parts, ignore_index=True) if parts
+                    else read_frame(conn, f"{select} AND 1 = 0", [town]))
+    else:
+        existing = read_frame(conn, select, [town])
     existing = _align_keys(existing, rows, pk)
     merged = rows.merge(existing, on=pk, how="left", suffixes=("", "_old"), indicator=True)
     is_new = merged["_merge"] == "left_only"
@@ -203,8 +200,29 @@ def upsert_core(conn: sa.Connection, town: str, run_id: str, table: str, rows: p
         write.insert(0, "town", town)
         bulk_insert(conn, table, write[["town", *data_cols, *LINEAGE]])
     if present is not None:
-        counts.deleted = _mark_deleted(conn, table, town, run_id, pk, existing, present, rows)
+        counts.deleted = _mark_deleted(conn, table, town, run_id, pk, present, rows, where_scope)
     return counts
+
+
+SMALL_BATCH = 50_000
+
+
+def _chunks(values: list, n: int):
+    for i in range(0, len(values), n):
+        yield values[i:i + n]
+
+
+def read_frame(conn: sa.Connection, sql: str, params: list) -> pd.DataFrame:
+    """A query's rows as a DataFrame, straight from the DBAPI cursor (``?`` placeholders)."""
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.execute(sql, tuple(params))
+        cols = [d[0] for d in cur.description]
+        return pd.DataFrame(cur.fetchall(), columns=cols, dtype=object)
+    finally:
+        cur.close()
 
 
 def prune_children(conn: sa.Connection, town: str, table: str, parent: str,
@@ -213,8 +231,7 @@ def prune_children(conn: sa.Connection, town: str, table: str, parent: str,
     if rows.empty:
         return 0
     pk = [c for c in BY_NAME[table].primary_key if c != "town"]
-    existing = pd.read_sql(sa.text(f"SELECT {', '.join(pk)} FROM {table} WHERE town = :t"),
-                           conn, params={"t": town})
+    existing = read_frame(conn, f"SELECT {', '.join(pk)} FROM {table} WHERE town = ?", [town])
     existing = existing[existing[parent].astype(str).isin(set(rows[parent].astype(str)))]
     keep = rows[pk].astype(str).apply(tuple, axis=1)
     gone = existing[~existing.astype(str).apply(tuple, axis=1).isin(set(keep))]
@@ -242,10 +259,13 @@ def _delete_keys(conn, table, town, pk, keys: pd.DataFrame) -> None:
     bulk_execute(conn, f"DELETE FROM {table} WHERE town = ? AND {cond}", params)
 
 
-def _mark_deleted(conn, table, town, run_id, pk, existing, present, rows) -> int:
+def _mark_deleted(conn, table, town, run_id, pk, present, rows, where_scope) -> int:
+    """Mark the live core rows whose key is no longer at the source."""
+    alive = read_frame(conn, f"SELECT {', '.join(pk)} FROM {table} WHERE town = ? "
+                             f"AND deleted_run_id IS NULL{where_scope}", [town])
     present = present[pk].copy()
+    _align_keys(alive, rows, pk)
     _align_keys(present, rows, pk)
-    alive = existing[existing["deleted_run_id"].isna()][pk]
     gone = alive.merge(present.drop_duplicates(), on=pk, how="left", indicator=True)
     gone = gone[gone["_merge"] == "left_only"][pk]
     cond = " AND ".join(f"{c} = ?" for c in pk)

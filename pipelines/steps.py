@@ -171,12 +171,6 @@ def extract_treasury(town: Town) -> Extracted:
 
 
 # -------------------------------------------------------------- stage
-def _quarantine_frame(staged: Staged, payload_by_key: pd.Series) -> pd.DataFrame:
-    q = staged.quarantine.copy()
-    q["payload"] = q["source_key"].map(payload_by_key).fillna("")
-    return q
-
-
 def stage(town: Town, ext: Extracted) -> StagedBatch:
     """Parse and validate; rejected rows go to quarantine now, with their reason."""
     t0 = time.perf_counter()
@@ -184,16 +178,13 @@ def stage(town: Town, ext: Extracted) -> StagedBatch:
         return _stage_treasury(town, ext, t0)
     if ext.source == LEGACY:
         staged = stage_legacy(ext.entity, ext.frame)
-        payloads = loading.records_to_payloads(ext.frame.drop(columns=["source_key"]))
-        payload_by_key = pd.Series(payloads.values, index=ext.frame["source_key"].values)
     else:
         frame = ext.frame.copy()
         frame["source_key"] = frame["source_key"].where(
             frame["source_key"].notna(), "line:" + frame["line_no"].astype(str))
         staged = stage_portal(ext.entity, frame)
-        payload_by_key = pd.Series(frame["payload"].values, index=frame["source_key"].values)
-    payload_by_key = payload_by_key[~payload_by_key.index.duplicated(keep="last")]
-    q = _quarantine_frame(staged, payload_by_key)
+    q = staged.quarantine.copy()
+    q["payload"] = _payloads_of(ext, q["source_key"])
     with town.engine.begin() as conn:
         loading.write_quarantine(conn, town.code, town.run_id, ext.source, ext.entity, q)
     tables = {staged.table: staged}
@@ -203,6 +194,22 @@ def stage(town: Town, ext: Extracted) -> StagedBatch:
     return StagedBatch(ext.source, ext.entity, tables, ext.rows_read, len(staged.rows),
                        len(staged.quarantine), ext.watermark, ext.present, [],
                        time.perf_counter() - t0)
+
+
+def _payloads_of(ext: Extracted, keys: pd.Series) -> list[str]:
+    """The raw text of the quarantined records (only those: this is not the hot path)."""
+    if keys.empty:
+        return []
+    frame = ext.frame
+    if ext.source == LEGACY:
+        rows = frame[frame["source_key"].isin(set(keys))]
+        text = loading.records_to_payloads(rows.drop(columns=["source_key"]))
+        by_key = dict(zip(rows["source_key"], text))
+    else:
+        k = frame["source_key"].where(frame["source_key"].notna(),
+                                      "line:" + frame["line_no"].astype(str))
+        by_key = dict(zip(k, frame["payload"]))
+    return [by_key.get(k, "") for k in keys]
 
 
 def _stage_treasury(town: Town, ext: Extracted, t0: float) -> StagedBatch:

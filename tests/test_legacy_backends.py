@@ -1,4 +1,6 @@
-"""The legacy database on SQLite, MariaDB and PostgreSQL gives the same warehouse."""
+"""The legacy database on SQLite, MariaDB and PostgreSQL — by SQLAlchemy URL and through
+the real ODBC drivers (connection string and DSN) — gives the same warehouse, and
+refuses writes."""
 
 from __future__ import annotations
 
@@ -6,58 +8,107 @@ import json
 
 import pytest
 import sqlalchemy as sa
-from helpers import core_digest, town_config
+from helpers import core_digest
 
 from connectors.legacy import LegacyDatabase
 from connectors.warehouse import make_engine
 from demo.generate import generate_town
+from pipelines.config import parse_config
 from pipelines.steps import run_town
 
+ODBC_DRIVER = {"mariadb": "MariaDB Unicode", "postgresql": "PostgreSQL Unicode"}
 
-@pytest.fixture(params=["mariadb", "postgresql"])
-def legacy_server(request):
-    server = request.getfixturevalue("mariadb_server" if request.param == "mariadb"
-                                     else "pg_server")
+
+@pytest.fixture(scope="module", params=["mariadb", "postgresql"])
+def legacy_server(request, tmp_path_factory):
+    """A legacy database generated on a real server, plus its reference (SQLite) digest."""
+    kind = request.param
+    server = request.getfixturevalue("mariadb_server" if kind == "mariadb" else "pg_server")
     url = server.create("guichet_legacy")
+    base = tmp_path_factory.mktemp(f"legacy_{kind}")
+    generate_town(base / "ref", households=25, seed=3, town="44190")
+    generate_town(base / "srv", households=25, seed=3, town="44190", legacy_url=url)
+    u = sa.engine.make_url(url)
+    port = u.port or (3306 if kind == "mariadb" else 5432)
+    odbc = (f"DRIVER={{{ODBC_DRIVER[kind]}}};SERVER=127.0.0.1;PORT={port};"
+            f"DATABASE={u.database};UID={u.username};PWD=;")
     try:
-        yield url
+        yield {"kind": kind, "url": url, "odbc": odbc, "base": base, "database": u.database,
+               "port": port, "user": u.username}
     finally:
         server.drop(url)
 
 
-def _legacy_digest(tmp_path, name, legacy_url=None):
-    out = tmp_path / name / "44190"
-    generate_town(out, households=25, seed=3, town="44190", legacy_url=legacy_url)
-    wh = f"sqlite:///{tmp_path / name / 'wh.sqlite'}"
-    cfg = town_config(wh, {"44190": out}, tmp_path / name / "landing")
+def _digest(base, name, town_dir, legacy_url):
+    info = json.loads((town_dir / "town.json").read_text())
+    wh = f"sqlite:///{base / (name + '.sqlite')}"
+    cfg = parse_config({"warehouse": {"url": wh, "landing_dir": str(base / f"landing_{name}")},
+                        "towns": {"44190": {"legacy_url": legacy_url,
+                                            "portal_base": info["portal_base"],
+                                            "treasury_root": info["treasury_root"]}}})
     engine = make_engine(wh)
     run_town(cfg, "44190", engine)
     d = core_digest(engine)
     engine.dispose()
-    return d, json.loads((out / "town.json").read_text())["legacy_url"]
+    return d
 
 
-def test_same_core_whatever_the_legacy_engine(tmp_path, legacy_server):
-    ref, _ = _legacy_digest(tmp_path, "sqlite")
-    got, url = _legacy_digest(tmp_path, "server", legacy_server)
-    assert url == legacy_server
-    for table in ("household", "person", "membership", "enrolment", "reservation", "attendance",
-                  "invoice", "invoice_line", "activity"):
-        assert got[table] == ref[table], table
+LEGACY_TABLES = ("household", "person", "membership", "enrolment", "reservation", "attendance",
+                 "invoice", "invoice_line", "activity", "document")
 
 
-def test_legacy_connection_refuses_writes(tmp_path, legacy_server):
-    generate_town(tmp_path / "t", households=5, seed=1, legacy_url=legacy_server)
-    db = LegacyDatabase(legacy_server)
-    famille = db.table("famille")  # found whatever the engine folded the name to
-    with pytest.raises(sa.exc.DBAPIError), db.engine.begin() as conn:
-        conn.execute(famille.delete())
+@pytest.fixture(scope="module")
+def reference(legacy_server):
+    ref_dir = legacy_server["base"] / "ref"
+    return _digest(legacy_server["base"], "ref", ref_dir,
+                   json.loads((ref_dir / "town.json").read_text())["legacy_url"])
+
+
+@pytest.mark.parametrize("access", ["sqlalchemy", "odbc_string", "odbc_dsn"])
+def test_same_core_whatever_the_engine_and_the_access(legacy_server, reference, access,
+                                                       tmp_path, monkeypatch):
+    if access == "sqlalchemy":
+        url = legacy_server["url"]
+    elif access == "odbc_string":
+        url = legacy_server["odbc"]
+    else:  # a user DSN written the way a town's admin would
+        ini = tmp_path / "odbc.ini"
+        ini.write_text(f"[legacy]\nDriver={ODBC_DRIVER[legacy_server['kind']]}\n"
+                       f"Server=127.0.0.1\nPort={legacy_server['port']}\n"
+                       f"Database={legacy_server['database']}\n")
+        monkeypatch.setenv("ODBCINI", str(ini))
+        url = f"DSN=legacy;UID={legacy_server['user']};PWD=;"
+    got = _digest(tmp_path, access, legacy_server["base"] / "srv", url)
+    for table in LEGACY_TABLES:
+        assert got[table] == reference[table], (access, table)
+
+
+@pytest.mark.parametrize("access", ["sqlalchemy", "odbc_string"])
+def test_legacy_connection_refuses_writes(legacy_server, access):
+    db = LegacyDatabase(legacy_server["url"] if access == "sqlalchemy" else legacy_server["odbc"])
+    assert db.table_name("famille") in ("FAMILLE", "famille")  # whatever the folding
+    cur = db.connection().cursor()
+    with pytest.raises(Exception) as exc:
+        cur.execute(f"DELETE FROM {db.table_name('FAMILLE')}")
+    assert "read" in str(exc.value).lower() or "1792" in str(exc.value)
     db.dispose()
+    check = LegacyDatabase(legacy_server["url"])
+    n = sum(len(f) for f in check.read("FAMILLE"))
+    check.dispose()
+    assert n == 25
 
 
 def test_sqlite_legacy_is_opened_read_only(town_dir):
     url = json.loads((town_dir / "town.json").read_text())["legacy_url"]
     db = LegacyDatabase(url)
-    with pytest.raises(sa.exc.OperationalError), db.engine.begin() as conn:
-        conn.execute(sa.text("DELETE FROM FAMILLE"))
+    with pytest.raises(Exception, match="readonly|read-only"):
+        db.connection().execute("DELETE FROM FAMILLE")
     db.dispose()
+
+
+def test_reads_stream_in_bounded_chunks(town_dir):
+    url = json.loads((town_dir / "town.json").read_text())["legacy_url"]
+    db = LegacyDatabase(url, chunk_rows=500)
+    sizes = [len(f) for f in db.read("RESERVATION")]
+    db.dispose()
+    assert len(sizes) > 2 and max(sizes) == 500
