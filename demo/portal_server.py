@@ -67,7 +67,7 @@ class PortalStandIn:
             def log_message(self, *args):  # quiet
                 pass
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 stand_in.requests += 1
                 stand_in.handle(self)
 

@@ -64,8 +64,9 @@ def _dagster_sync(code: str) -> str:
 
     defs = build_definitions()
     job = defs.resolve_job_def("nightly_sync")
-    result = job.execute_in_process(partition_key=code, instance=get_instance(),
-                                    raise_on_error=True)
+    result = job.execute_in_process(
+        partition_key=code, instance=get_instance(), raise_on_error=True,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
     if not result.success:
         raise SystemExit(f"nightly_sync failed for town {code} (run {result.run_id})")
     return result.run_id
@@ -82,23 +83,27 @@ def print_summary(results, console=None) -> None:
     engine = make_engine(load_config().warehouse_url)
     for code, run_id, seconds in results:
         s = run_summary(engine, code, run_id)
-        t = Table(title=f"Town {code} — run {run_id} — {seconds:.1f} s")
-        for col in ("source.entity", "read", "loaded", "quarantined", "core table", "inserted",
-                    "updated", "deleted", "core rows"):
-            t.add_column(col, justify="right" if col not in ("source.entity", "core table")
-                         else "left")
+        t = Table(title=f"Town {code} — run {run_id[:8]} — {seconds:.1f} s", title_justify="left")
+        for col in ("source entity", "read", "ok", "quar.", "→ core table", "new", "upd.",
+                    "del.", "rows"):
+            t.add_column(col, justify="left" if col in ("source entity", "→ core table")
+                         else "right", no_wrap=True)
         for r in s["entities"]:
-            t.add_row(f"{r['source']}.{r['entity']}", str(r["rows_read"]), str(r["rows_loaded"]),
-                      str(r["rows_quarantined"]), r["table"], str(r["rows_inserted"]),
-                      str(r["rows_updated"]), str(r["rows_deleted"]), str(r["core_rows"]))
+            t.add_row(f"{r['source']}.{r['entity'].lower()}", f"{r['rows_read']:,}",
+                      f"{r['rows_loaded']:,}", f"{r['rows_quarantined']:,}", r["table"],
+                      f"{r['rows_inserted']:,}", f"{r['rows_updated']:,}",
+                      f"{r['rows_deleted']:,}", f"{r['core_rows']:,}")
         console.print(t)
+        console.print("read = ok + quar. per source entity (ok: passed staging; quar.: quarantined). "
+                      "new/upd./del.: core rows written by this run; rows: live core rows.")
         if s["quarantine"]:
-            q = Table(title=f"Quarantined rows by reason (town {code}, all runs)")
-            q.add_column("source.entity")
+            q = Table(title=f"Quarantined rows by reason (town {code}, all runs)",
+                      title_justify="left")
+            q.add_column("source entity", no_wrap=True)
             q.add_column("reason")
             q.add_column("rows", justify="right")
             for r in s["quarantine"]:
-                q.add_row(f"{r['source']}.{r['entity']}", r["reason"], str(r["rows"]))
+                q.add_row(f"{r['source']}.{r['entity'].lower()}", r["reason"], f"{r['rows']:,}")
             console.print(q)
         console.print(f"raw versions kept: {s['raw_versions']}   "
                       f"open quarantine: {s['quarantine_open']}   duration: {seconds:.1f} s")

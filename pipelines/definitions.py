@@ -64,7 +64,10 @@ def build_definitions(codes: list[str] | None = None) -> dg.Definitions:
         jobs=[nightly_sync, treasury_sync],
         schedules=[nightly_schedule],
         sensors=[treasury_drop_sensor],
-        resources={"guichet": resource},
+        # Batches pass between a run's steps in memory: no pickles of personal data left
+        # on disk, no time spent writing them. A core asset is therefore materialised
+        # together with its raw/stg upstream (both jobs select closed sub-graphs).
+        resources={"guichet": resource, "io_manager": dg.mem_io_manager},
         executor=dg.in_process_executor,
     )
 
