@@ -78,6 +78,7 @@ class LegacyDatabase:
         self.url = url
         self.chunk_rows = chunk_rows
         self._engine: sa.Engine | None = None
+        self._raw = None
         self._conn = None
         self.backend = ""
         self.paramstyle = "qmark"
@@ -109,7 +110,8 @@ class LegacyDatabase:
                 if u.drivername in ("postgresql", "postgres"):
                     u = u.set(drivername="postgresql+psycopg")
                 self._engine = sa.create_engine(u, poolclass=sa.pool.NullPool)
-                self._conn = self._engine.raw_connection().driver_connection
+                self._raw = self._engine.raw_connection()  # keep it: closing it closes the DBAPI one
+                self._conn = self._raw.driver_connection
                 self.backend = _backend_of(self._engine.dialect.name)
                 self.paramstyle = self._engine.dialect.dbapi.paramstyle
                 if hasattr(self._conn, "autocommit"):
@@ -123,6 +125,8 @@ class LegacyDatabase:
         stmt = {"mysql": "SET SESSION TRANSACTION READ ONLY",
                 "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
                 }.get(self.backend)
+        if self.backend == "postgresql" and is_odbc_string(self.url):
+            stmt = None  # psqlODBC's ReadOnly=1 already refuses everything but SELECT
         if stmt:
             cur = self._conn.cursor()
             cur.execute(stmt)
@@ -133,9 +137,12 @@ class LegacyDatabase:
         return self._conn
 
     def dispose(self) -> None:
-        if self._conn is not None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+        elif self._conn is not None:
             self._conn.close()
-            self._conn = None
+        self._conn = None
         if self._engine is not None:
             self._engine.dispose()
 

@@ -56,6 +56,28 @@ class Server:
                 conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
 
 
+ODBC_DSNS = {"mariadb": ("guichet_test_mariadb", "MariaDB Unicode", 3306),
+             "postgresql": ("guichet_test_postgresql", "PostgreSQL Unicode", 5432)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def odbc_dsns(tmp_path_factory):
+    """User DSNs for the local servers, written before any ODBC connection (unixODBC
+    caches odbc.ini for the life of the process); tests add DATABASE= to the string."""
+    import os  # noqa: PLC0415
+
+    ini = tmp_path_factory.mktemp("odbc") / "odbc.ini"
+    ini.write_text("".join(f"[{dsn}]\nDriver={driver}\nServer=127.0.0.1\nPort={port}\n\n"
+                           for dsn, driver, port in ODBC_DSNS.values()))
+    old = os.environ.get("ODBCINI")
+    os.environ["ODBCINI"] = str(ini)
+    yield ini
+    if old is None:
+        os.environ.pop("ODBCINI", None)
+    else:
+        os.environ["ODBCINI"] = old
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     try:

@@ -22,8 +22,10 @@ def town_config(warehouse_url: str, town_dirs: dict[str, Path], landing: Path):
                          "towns": towns})
 
 
-def core_digest(engine: sa.Engine, town: str | None = None) -> dict[str, str]:
-    """A byte-for-byte digest of every core table (optionally of one town)."""
+def core_digest(engine: sa.Engine, town: str | None = None, *,
+                lineage: bool = True) -> dict[str, str]:
+    """A byte-for-byte digest of every core table (optionally of one town); without the
+    run ids of the lineage columns when two warehouses' contents are compared."""
     out = {}
     with engine.connect() as conn:
         for spec in TABLES:
@@ -31,7 +33,9 @@ def core_digest(engine: sa.Engine, town: str | None = None) -> dict[str, str]:
                 continue
             where = " WHERE town = :t" if town else ""
             order = ", ".join(spec.primary_key)
-            rows = conn.execute(sa.text(f"SELECT * FROM {spec.name}{where} ORDER BY {order}"),
+            cols = "*" if lineage else ", ".join(
+                c for c in spec.column_names if not c.endswith("run_id"))
+            rows = conn.execute(sa.text(f"SELECT {cols} FROM {spec.name}{where} ORDER BY {order}"),
                                 {"t": town} if town else {}).all()
             h = hashlib.sha256()
             for r in rows:
