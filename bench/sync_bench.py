@@ -33,13 +33,13 @@ def _peak_rss_mb() -> float:
 
 def _raw_insert_seconds(engine, cfg, code) -> tuple[float, int]:
     """Bulk-insert every source row as extracted (legacy rows, portal lines, payment rows)."""
-    import pandas as pd  # noqa: PLC0415
-    import sqlalchemy as sa  # noqa: PLC0415
+    import pandas as pd
+    import sqlalchemy as sa
 
-    from connectors.legacy import LegacyDatabase  # noqa: PLC0415
-    from connectors.portal import open_portal  # noqa: PLC0415
-    from pipelines.steps import LEGACY_ORDER  # noqa: PLC0415
-    from schemas.portal import PORTAL_COLLECTIONS  # noqa: PLC0415
+    from connectors.legacy import LegacyDatabase
+    from connectors.portal import open_portal
+    from pipelines.steps import LEGACY_ORDER
+    from schemas.portal import PORTAL_COLLECTIONS
 
     town = cfg.town(code)
     db = LegacyDatabase(town.legacy_url)
@@ -77,11 +77,11 @@ def _raw_insert_seconds(engine, cfg, code) -> tuple[float, int]:
 
 
 def measure(households: int, warehouse: str | None, seed: int, q) -> None:
-    from connectors.warehouse import make_engine  # noqa: PLC0415
-    from demo.advance import advance_town  # noqa: PLC0415
-    from demo.generate import generate_town  # noqa: PLC0415
-    from pipelines.config import parse_config  # noqa: PLC0415
-    from pipelines.steps import run_town  # noqa: PLC0415
+    from connectors.warehouse import make_engine
+    from demo.advance import advance_town
+    from demo.generate import generate_town
+    from pipelines.config import parse_config
+    from pipelines.steps import run_town
 
     base = OUT / f"town_{households}_{seed}"
     town_dir = base / "44190"
@@ -105,7 +105,7 @@ def measure(households: int, warehouse: str | None, seed: int, q) -> None:
                                             ("legacy_url", "portal_base", "treasury_root")}}})
     engine = make_engine(url)
     if warehouse:  # start from an empty PostgreSQL warehouse too
-        from schemas.tables import METADATA  # noqa: PLC0415
+        from schemas.tables import METADATA
 
         METADATA.drop_all(engine)
         METADATA.create_all(engine)

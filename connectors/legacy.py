@@ -54,9 +54,8 @@ def _odbc_options(connstr: str) -> str:
         for opt in ("ReadOnly=1", "UseDeclareFetch=1", "Fetch=10000"):
             if opt.split("=")[0].lower() + "=" not in low:
                 extra.append(opt)
-    elif "mariadb" in low or "mysql" in low:
-        if "no_cache=" not in low:
-            extra.append("NO_CACHE=1")
+    elif ("mariadb" in low or "mysql" in low) and "no_cache=" not in low:
+        extra.append("NO_CACHE=1")
     if not extra:
         return connstr
     return connstr.rstrip(";") + ";" + ";".join(extra)
@@ -80,6 +79,7 @@ class LegacyDatabase:
         self._engine: sa.Engine | None = None
         self._raw = None
         self._conn = None
+        self._driver_read_only = False
         self.backend = ""
         self.paramstyle = "qmark"
         self._names: dict[str, str] = {}
@@ -89,15 +89,17 @@ class LegacyDatabase:
     def _connect(self) -> None:
         if is_odbc_string(self.url):
             try:
-                import pyodbc  # noqa: PLC0415  (needs unixODBC: only where ODBC is used)
+                import pyodbc
             except ImportError as exc:
                 raise LegacyError(f"ODBC connection string given but pyodbc cannot load: {exc} "
                                   "(install unixodbc and the database's ODBC driver)") from exc
             try:
-                self._conn = pyodbc.connect(_odbc_options(self.url), autocommit=True)
+                connstr = _odbc_options(self.url)
+                self._conn = pyodbc.connect(connstr, autocommit=True)
             except pyodbc.Error as exc:
                 raise LegacyError(f"ODBC connection to the legacy database failed: {exc}") from exc
             self.backend = _backend_of(self._conn.getinfo(pyodbc.SQL_DBMS_NAME))
+            self._driver_read_only = "readonly=1" in connstr.lower().replace(" ", "")
             self.paramstyle = "qmark"
         else:
             u = sa.engine.make_url(self.url)
@@ -125,8 +127,8 @@ class LegacyDatabase:
         stmt = {"mysql": "SET SESSION TRANSACTION READ ONLY",
                 "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
                 }.get(self.backend)
-        if self.backend == "postgresql" and is_odbc_string(self.url):
-            stmt = None  # psqlODBC's ReadOnly=1 already refuses everything but SELECT
+        if self._driver_read_only:
+            stmt = None  # psqlODBC's ReadOnly=1 already refuses everything, SET included
         if stmt:
             cur = self._conn.cursor()
             cur.execute(stmt)
@@ -155,7 +157,7 @@ class LegacyDatabase:
             self._n_cursors = getattr(self, "_n_cursors", 0) + 1  # server-side: bounded memory
             return self._conn.cursor(name=f"guichet_{self._n_cursors}", withhold=True)
         if self.backend == "mysql" and self._engine is not None:
-            import pymysql.cursors  # noqa: PLC0415
+            import pymysql.cursors
 
             return self._conn.cursor(pymysql.cursors.SSCursor)
         return self._conn.cursor()
@@ -172,7 +174,7 @@ class LegacyDatabase:
             try:
                 cur.execute(f"SELECT * FROM {candidate} WHERE 1 = 0")
                 cur.fetchall()
-            except Exception:  # noqa: BLE001 - try the next folding
+            except Exception:  # noqa: BLE001, S112 - not under this name: try the next folding
                 continue
             finally:
                 cur.close()

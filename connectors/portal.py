@@ -78,6 +78,6 @@ def open_portal(base: str, token: str | None = None):
     """The portal source for a base URL: export folder or HTTP API."""
     if base.startswith("file://"):
         return PortalExportFolder(base)
-    from connectors.portal_http import PortalAPI  # noqa: PLC0415  (issue: real connectors)
+    from connectors.portal_http import PortalAPI
 
     return PortalAPI(base, token=token)

@@ -44,9 +44,9 @@ def parse_sidecar(text: str, name: str) -> str | None:
     """The hex digest of a ``sha256sum`` line naming ``name`` (or the only line)."""
     for line in text.splitlines():
         parts = line.strip().split()
-        if len(parts) >= 1 and re.fullmatch(r"[0-9a-fA-F]{64}", parts[0]):
-            if len(parts) == 1 or parts[-1].lstrip("*") == name:
-                return parts[0]
+        if (parts and re.fullmatch(r"[0-9a-fA-F]{64}", parts[0])
+                and (len(parts) == 1 or parts[-1].lstrip("*") == name)):
+            return parts[0]
     return None
 
 
@@ -87,7 +87,7 @@ class LocalDrop:
 def open_drop(root: str, *, key_file: str | None = None, known_hosts: str | None = None):
     """The drop at ``root``: a local folder, or ``sftp://user@host:port/path``."""
     if root.startswith("sftp://"):
-        from connectors.treasury_sftp import SFTPDrop  # noqa: PLC0415
+        from connectors.treasury_sftp import SFTPDrop
 
         if not key_file or not known_hosts:
             raise ValueError("an sftp:// treasury needs treasury_key_file and treasury_known_hosts")

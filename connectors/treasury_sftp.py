@@ -38,7 +38,7 @@ class SFTPDrop:
         self.timeout = timeout
 
     def _connect(self):
-        import paramiko  # noqa: PLC0415
+        import paramiko
 
         client = paramiko.SSHClient()
         if not Path(self.known_hosts).exists():

@@ -57,7 +57,7 @@ def _entity_assets(source: str, entity: str, partitions, extract, extra_ins=None
                                      "rows_quarantined": batch.rows_quarantined})
         return batch
 
-    @dg.asset_check(asset=sk, name="rows_conserved", blocking=True,
+    @dg.asset_check(asset=sk, name="rows_conserved", blocking=True, partitions_def=partitions,
                     description="rows read = rows loaded + rows quarantined")
     def _check(batch):
         return conservation(batch)
@@ -91,7 +91,7 @@ def build_assets(partitions) -> list:
         else:
             out += _entity_assets(LEGACY, e, partitions,
                                   lambda town, _e=e: steps.extract_legacy(town, _e))
-    from schemas.portal import PORTAL_COLLECTIONS  # noqa: PLC0415
+    from schemas.portal import PORTAL_COLLECTIONS
 
     for c in PORTAL_COLLECTIONS:
         out += _entity_assets(PORTAL, c, partitions,
@@ -114,7 +114,6 @@ def build_assets(partitions) -> list:
                 "WHERE town = :t AND run_id = :r"), {"t": town.code, "r": town.run_id}).all()
         md = {f"{s}.{e}": f"read {r}, loaded {ld}, quarantined {q}" for s, e, r, ld, q in rows}
         context.add_output_metadata(md)
-        return None
 
     out.append(sync_report)
     return out

@@ -21,7 +21,7 @@ def _column_values(series: pd.Series, logical: str, sqlite: bool) -> list:
         out = s.dt.strftime("%Y-%m-%d %H:%M:%S.%f")
         return out.astype(object).where(s.notna(), None).tolist()
     if logical == "date":
-        return [v if v is None or isinstance(v, str) else (None if v != v else v.isoformat())
+        return [v if v is None or isinstance(v, str) else (None if pd.isna(v) else v.isoformat())
                 for v in series.astype(object).where(series.notna(), None).tolist()]
     if logical == "boolean":
         vals = series.astype(object).where(series.notna(), None).tolist()

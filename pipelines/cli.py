@@ -9,12 +9,14 @@ import sys
 import time
 from pathlib import Path
 
+from pipelines.cli_flags import add_subcommands
+
 DEMO_TOWN = "44190"
 DEMO_NAME = "Saint-Sébastien-sur-Loire"
 
 
 def _console():
-    from rich.console import Console  # noqa: PLC0415
+    from rich.console import Console
 
     return Console(stderr=False)
 
@@ -22,10 +24,10 @@ def _console():
 # ------------------------------------------------------------------ sync
 def run_sync(codes: list[str] | None = None, *, console=None, use_dagster: bool = True) -> list:
     """Run the nightly job for each town (one Dagster run per town partition)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pipelines import progress as prog  # noqa: PLC0415
-    from pipelines.config import load_config  # noqa: PLC0415
+    from pipelines import progress as prog
+    from pipelines.config import load_config
 
     console = console or _console()
     cfg = load_config()
@@ -33,7 +35,7 @@ def run_sync(codes: list[str] | None = None, *, console=None, use_dagster: bool 
     if not codes:
         raise SystemExit("no town configured: write guichet.toml (see README) or run `guichet demo`")
     results = []
-    from pipelines.definitions import build_definitions  # noqa: PLC0415
+    from pipelines.definitions import build_definitions
 
     n_steps = len([a for a in build_definitions([codes[0]]).assets])  # one step per asset
     for code in codes:
@@ -41,16 +43,19 @@ def run_sync(codes: list[str] | None = None, *, console=None, use_dagster: bool 
                       TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[step]}"),
                       TimeElapsedColumn(), console=console, transient=False) as bar:
             task = bar.add_task(f"sync {code}", total=n_steps, step="")
-            prog.listen(lambda step: bar.update(task, advance=1, step=step))
+            prog.listen(lambda step, _task=task: bar.update(_task, advance=1, step=step))
             t0 = time.perf_counter()
             try:
                 if use_dagster:
                     run_id = _dagster_sync(code)
                 else:
-                    from connectors.warehouse import make_engine  # noqa: PLC0415
-                    from pipelines.steps import run_town  # noqa: PLC0415
+                    from connectors.warehouse import make_engine
+                    from pipelines.steps import run_town
+                    from quality.checks import report_dir_for, run_quality
 
-                    run_id = run_town(cfg, code, make_engine(cfg.warehouse_url))["run_id"]
+                    engine = make_engine(cfg.warehouse_url)
+                    run_id = run_town(cfg, code, engine)["run_id"]
+                    run_quality(engine, code, run_id, report_dir=report_dir_for(cfg.landing_dir))
             finally:
                 prog.listen(None)
             bar.update(task, completed=n_steps, step="done")
@@ -59,8 +64,8 @@ def run_sync(codes: list[str] | None = None, *, console=None, use_dagster: bool 
 
 
 def _dagster_sync(code: str) -> str:
-    from pipelines.definitions import build_definitions  # noqa: PLC0415
-    from pipelines.instance import get_instance  # noqa: PLC0415
+    from pipelines.definitions import build_definitions
+    from pipelines.instance import get_instance
 
     defs = build_definitions()
     job = defs.resolve_job_def("nightly_sync")
@@ -73,11 +78,11 @@ def _dagster_sync(code: str) -> str:
 
 
 def print_summary(results, console=None) -> None:
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
-    from connectors.warehouse import make_engine  # noqa: PLC0415
-    from pipelines.config import load_config  # noqa: PLC0415
-    from pipelines.summary import run_summary  # noqa: PLC0415
+    from connectors.warehouse import make_engine
+    from pipelines.config import load_config
+    from pipelines.summary import run_summary
 
     console = console or _console()
     engine = make_engine(load_config().warehouse_url)
@@ -111,14 +116,14 @@ def print_summary(results, console=None) -> None:
 
 # ------------------------------------------------------------------ demo
 def cmd_demo(args) -> int:
-    from demo.generate import generate_town  # noqa: PLC0415
-    from pipelines.config import town_section  # noqa: PLC0415
+    from demo.generate import generate_town
+    from pipelines.config import town_section
 
     console = _console()
     var = Path("var").resolve()
     town_dir = var / "towns" / DEMO_TOWN
     if args.fresh:
-        import shutil  # noqa: PLC0415
+        import shutil
 
         for p in (town_dir, var / "warehouse.sqlite", var / "landing", var / "dagster"):
             if p.is_dir():
@@ -146,7 +151,7 @@ def cmd_demo(args) -> int:
 
 
 def _with_progress(console, label, fn):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                   TextColumn("{task.fields[step]}"), TimeElapsedColumn(), console=console) as bar:
@@ -169,13 +174,13 @@ def cmd_sync(args) -> int:
 def cmd_town(args) -> int:
     console = _console()
     if args.town_cmd == "generate":
-        from demo.generate import generate_town  # noqa: PLC0415
+        from demo.generate import generate_town
 
         counts = _with_progress(console, "generate", lambda cb: generate_town(
             Path(args.out), households=args.households, seed=args.seed, town=args.code,
             legacy_url=args.legacy_url, defect_rate=args.defect_rate, progress=cb))
     else:
-        from demo.advance import advance_town  # noqa: PLC0415
+        from demo.advance import advance_town
 
         counts = _with_progress(console, "advance", lambda cb: advance_town(
             Path(args.town_dir), days=args.days, progress=cb))
@@ -184,7 +189,7 @@ def cmd_town(args) -> int:
 
 
 def cmd_docs(args) -> int:
-    from schemas.docs import write_warehouse_doc  # noqa: PLC0415
+    from schemas.docs import write_warehouse_doc
 
     path = write_warehouse_doc(Path(args.output))
     print(f"wrote {path}")
@@ -225,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("docs", help="regenerate docs/warehouse.md from the table definitions")
     w.add_argument("--output", default="docs/warehouse.md")
     w.set_defaults(fn=cmd_docs)
+    add_subcommands(sub)  # flags, quality, steward
     return p
 
 
@@ -237,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the agent sees what failed and where, not a traceback
         if os.environ.get("GUICHET_DEBUG"):
             raise
-        from pipelines.config import ConfigError  # noqa: PLC0415
+        from pipelines.config import ConfigError
 
         kind = "configuration error" if isinstance(exc, ConfigError) else type(exc).__name__
         print(f"guichet: {kind}: {exc}\n(set GUICHET_DEBUG=1 for the full traceback)",

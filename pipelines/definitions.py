@@ -8,6 +8,7 @@ import dagster as dg
 
 from pipelines.assets import build_assets
 from pipelines.config import load_config
+from pipelines.quality_assets import build_quality_definitions
 from pipelines.resources import GuichetResource
 from pipelines.sensors import PAYMENT_ASSETS, pending_files, run_key
 
@@ -57,10 +58,12 @@ def build_definitions(codes: list[str] | None = None) -> dg.Definitions:
                        if os.environ.get("GUICHET_WAREHOUSE_URL") else ""),
     )
     built = build_assets(towns)
+    quality = build_quality_definitions(towns)
     checks = [a for a in built if isinstance(a, dg.AssetChecksDefinition)]
     return dg.Definitions(
-        assets=[a for a in built if not isinstance(a, dg.AssetChecksDefinition)],
-        asset_checks=checks,
+        assets=[a for a in built if not isinstance(a, dg.AssetChecksDefinition)]
+        + quality["assets"],
+        asset_checks=checks + quality["asset_checks"],
         jobs=[nightly_sync, treasury_sync],
         schedules=[nightly_schedule],
         sensors=[treasury_drop_sensor],

@@ -45,7 +45,7 @@ def prepare_home(home: Path | None = None) -> Path:
 
 
 def get_instance():
-    from dagster import DagsterInstance  # noqa: PLC0415
+    from dagster import DagsterInstance
 
     prepare_home()
     return DagsterInstance.get()

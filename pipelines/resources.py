@@ -10,7 +10,6 @@ from pipelines import loading
 from pipelines.config import Config, load_config
 from pipelines.steps import Town, open_town
 
-
 _ENGINES: dict[str, sa.Engine] = {}
 
 

@@ -9,7 +9,6 @@ Dagster.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from connectors.treasury import open_drop
 from pipelines import loading
 from pipelines.bulk import bulk_insert
 from pipelines.config import Config, TownConfig
+from schemas.fields import FIELDS
 from schemas.legacy import LEGACY_ENTITIES, legacy_source_key, stage_legacy
 from schemas.portal import PORTAL_COLLECTIONS, portal_source_key, stage_portal
 from schemas.staging import Staged
@@ -134,7 +134,7 @@ def extract_portal(town: Town, collection: str) -> Extracted:
 
 def extract_treasury(town: Town) -> Extracted:
     """New files of the drop (by content), copied to the landing area."""
-    from schemas.treasury.dispatch import file_kind  # noqa: PLC0415
+    from schemas.treasury.dispatch import file_kind
 
     t0 = time.perf_counter()
     wm = loading.get_watermark(town.engine, town.code, TREASURY, "files")
@@ -213,7 +213,7 @@ def _payloads_of(ext: Extracted, keys: pd.Series) -> list[str]:
 
 
 def _stage_treasury(town: Town, ext: Extracted, t0: float) -> StagedBatch:
-    from schemas.treasury.dispatch import parse_file  # noqa: PLC0415
+    from schemas.treasury.dispatch import parse_file
 
     out: dict[str, list] = {"payment": [], "bank_statement": [], "bank_operation": []}
     quarantine = []
@@ -244,6 +244,9 @@ def _stage_treasury(town: Town, ext: Extracted, t0: float) -> StagedBatch:
     for name, rows in out.items():
         cols = [c for c in BY_NAME[name].data_columns if c != "town"]
         df = pd.DataFrame(rows).reindex(columns=cols)
+        for c in cols:  # the parsers give aware local times; the warehouse keeps naive UTC
+            if FIELDS[c].type == "datetime":
+                df[c] = pd.to_datetime(df[c], utc=True).dt.tz_localize(None)
         tables[name] = Staged(name, df, q.iloc[0:0][["source_key", "reason"]],
                               pd.Series([], dtype=object))
     return StagedBatch(TREASURY, "files", tables, read, loaded, len(q), ext.watermark, None,
@@ -347,6 +350,7 @@ def run_town(config: Config, code: str, engine: sa.Engine, *, progress=None) -> 
     todo = [(LEGACY, e) for e in LEGACY_ORDER] + [(PORTAL, c) for c in PORTAL_COLLECTIONS] \
         + [(TREASURY, "files")]
     status = "failed"
+    pending = core_sources()
     try:
         invoices = None
         for i, (src, ent) in enumerate(todo):
@@ -361,14 +365,20 @@ def run_town(config: Config, code: str, engine: sa.Engine, *, progress=None) -> 
             else:
                 ext = extract_treasury(town)
             b = stage(town, ext)
-            batches[(src, ent)] = b
             report["extract"][f"{src}.{ent}"] = {"read": ext.rows_read, "new": ext.new_versions,
                                                  "seconds": ext.seconds}
+            del ext  # the raw frame is no longer needed: keep memory to one entity at a time
+            batches[(src, ent)] = b
             report["stage"][f"{src}.{ent}"] = {"loaded": b.rows_loaded,
                                                "quarantined": b.rows_quarantined,
                                                "seconds": b.seconds}
-        for table, feeds in core_sources().items():
-            report["core"][table] = load_core(town, table, [batches[f] for f in feeds])
+            # load every core table whose feeds are all staged, then drop what is done
+            for table, feeds in pending.items():
+                if table not in report["core"] and all(f in batches for f in feeds):
+                    report["core"][table] = load_core(town, table, [batches[f] for f in feeds])
+            for key in [k for k in batches
+                        if all(t in report["core"] for t, f in pending.items() if k in f)]:
+                del batches[key]
         status = "success"
     finally:
         loading.finish_run(engine, code, run_id, status)

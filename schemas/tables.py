@@ -145,8 +145,10 @@ TABLES: list[TableSpec] = [
        [T, "day", "space", "count", "source_updated_at"], [T, "day", "space"]),
     # ------------------------------------------------------------------- raw
     _t("raw_record", "raw", "Every version of every source record as extracted, with its load run and content hash.",
-       [T, "source", "entity", "source_key", "content_hash", "run_id", "extracted_at", "payload"],
-       [T, "source", "entity", "source_key", "content_hash"]),
+       [T, "source", "entity", "source_key",
+        ("content_hash", "SHA-256 (first 128 bits) of source, entity, key and raw text: one row per version."),
+        "run_id", "extracted_at", "payload"],
+       [T, "content_hash"]),
     _t("treasury_file", "raw", "Files taken from the payment office's drop, identified by content.",
        [T, "sha256", "file_name", "folder_day", "size_bytes", "format", "landed_path",
         ("status", "loaded, or quarantined when the file as a whole could not be used."),
@@ -163,15 +165,51 @@ TABLES: list[TableSpec] = [
     _t("quarantine", "ops", "Source records that could not be loaded, with the reason. Nothing is dropped.",
        [T, "source", "entity", "source_key", "content_hash", "reason", "payload", "run_id",
         "resolved_run_id"], [T, "source", "entity", "content_hash"]),
-    _t("flag", "ops", "Findings for the data stewards, one per stable key.",
-       [T, "flag_key", "rule", "severity", "entity_ids", "evidence", "message", "suggestion",
-        ("status", "open, resolved, dismissed."), "first_seen_run_id", "last_seen_run_id",
-        "updated_at"], [T, "flag_key"]),
-    _t("steward_decision", "ops", "Decisions taken by stewards on flags, re-applied on every run.",
-       [T, "decision_id", "flag_key", "decision", "value", "reason", "author", "decided_on_at"],
-       [T, "decision_id"]),
-    _t("audit_log", "ops", "Append-only log of steward actions.",
-       [T, "audit_id", "author", "action", "flag_key", "message", "at"], [T, "audit_id"]),
+    _t("flag", "ops", "Findings for the data stewards, one per stable key (rule + entity ids). "
+       "open -> resolved (by a decision, or automatically when a run no longer sees the problem) "
+       "-> reopened if it returns; dismissed flags stay dismissed while their evidence is unchanged.",
+       [T, "flag_key", "rule", "severity", "service", "entity_ids", "evidence", "evidence_hash",
+        "message", "suggestion", "fix", ("status", "open, resolved or dismissed."), "resolution",
+        "first_seen_run_id", "first_seen_at", "last_seen_run_id",
+        ("last_seen_at", "When a run last saw the problem, in UTC."), "closed_at",
+        "times_reopened", "updated_at"], [T, "flag_key"],
+       not_null=("rule", "severity", "status"),
+       indexes=((T, "status", "rule"), (T, "rule"))),
+    _t("steward_decision", "ops", "Decisions taken by stewards on flags, re-applied on every run "
+       "(the latest decision of a flag is the one in force). Never updated nor deleted.",
+       [T, "decision_id", "flag_key", "rule", "decision",
+        ("value", "Value set by an override (or the accepted suggestion), as text."),
+        ("reason", "Why the steward decided, in their words."), "author",
+        ("decided_at", "When the steward decided, in UTC."), "evidence_hash",
+        ("fix", "Target of the decision's value (table, key, column), as JSON; NULL when none.")],
+       [T, "decision_id"], not_null=("flag_key", "decision", "author", "decided_at"),
+       indexes=((T, "flag_key"),)),
+    _t("audit_log", "ops", "Append-only log of steward actions and of the flag changes made by runs "
+       "(who, when, what, why). The database refuses updates and deletes.",
+       [T, "audit_id", "at", "author",
+        ("action", ("What happened: a decision (accept, override, dismiss, fixed_at_source), "
+                    "flag_reopened, flag_auto_resolved, login, login_failed, logout, "
+                    "account_created, password_changed, account_disabled, ...")),
+        "flag_key", "decision_id",
+        ("run_id", "Load run that made the change, for changes made by a run."),
+        ("message", "What happened, in French.")], [T, "audit_id"],
+       not_null=("at", "author", "action"), indexes=((T, "flag_key"),)),
+    _t("steward_user", "ops", "Accounts of the steward web page (created with `guichet steward user add`).",
+       [T, "login", ("name", "Full name shown on the page."),
+        ("role", "steward (may decide on flags) or lecture (read-only)."), "password_hash",
+        "active", "created_at", "failed_logins", "locked_until", "last_login_at"],
+       [T, "login"], not_null=("role", "password_hash")),
+    _t("steward_session", "ops", "Open sessions of the steward web page; they expire when idle "
+       "and after a maximum duration.",
+       [T, "session_hash", "login", "csrf_token", "created_at",
+        ("last_seen_at", "Last request of the session, in UTC (idle expiry counts from it)."),
+        "expires_at"], [T, "session_hash"], not_null=("login", "csrf_token", "expires_at")),
+    _t("validation_result", "ops", "Outcome of every Great Expectations expectation of every run: "
+       "what the run's HTML validation summary shows.",
+       [T, "run_id", "suite", ("rule", "Rule id of the expectation (its flags carry the same rule)."),
+        "expectation", "column_name",
+        "check_kind", "success", "element_count", "unexpected_count", "unexpected_sample",
+        "validated_at", "duration_ms"], [T, "run_id", "suite", "rule"]),
 ]
 
 BY_NAME: dict[str, TableSpec] = {t.name: t for t in TABLES}
@@ -206,6 +244,30 @@ def _build_metadata() -> sa.MetaData:
 
 
 METADATA = _build_metadata()
+
+# The audit log is append-only: the database itself refuses to change or remove an entry.
+_APPEND_ONLY = {
+    "sqlite": [
+        ("CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
+         "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"),
+        ("CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
+         "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"),
+    ],
+    "postgresql": [
+        ("CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql "
+         "AS $$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$"),
+        ("CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log "
+         "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()"),
+    ],
+}
+
+
+def _append_only(target, connection, **_kw) -> None:
+    for stmt in _APPEND_ONLY.get(connection.dialect.name, []):
+        connection.exec_driver_sql(stmt)
+
+
+sa.event.listen(METADATA.tables["audit_log"], "after_create", _append_only)
 
 
 def table(name: str) -> sa.Table:

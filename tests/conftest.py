@@ -64,7 +64,7 @@ ODBC_DSNS = {"mariadb": ("guichet_test_mariadb", "MariaDB Unicode", 3306),
 def odbc_dsns(tmp_path_factory):
     """User DSNs for the local servers, written before any ODBC connection (unixODBC
     caches odbc.ini for the life of the process); tests add DATABASE= to the string."""
-    import os  # noqa: PLC0415
+    import os
 
     ini = tmp_path_factory.mktemp("odbc") / "odbc.ini"
     ini.write_text("".join(f"[{dsn}]\nDriver={driver}\nServer=127.0.0.1\nPort={port}\n\n"
@@ -105,7 +105,7 @@ def warehouse_url(request, tmp_path):
     try:
         yield url
     finally:
-        from pipelines.resources import dispose_engines  # noqa: PLC0415
+        from pipelines.resources import dispose_engines
 
         dispose_engines()
         server.drop(url)
@@ -114,7 +114,7 @@ def warehouse_url(request, tmp_path):
 @pytest.fixture(scope="session")
 def town_template(tmp_path_factory) -> Path:
     """A small simulated town generated once; tests work on copies of it."""
-    from demo.generate import generate_town  # noqa: PLC0415
+    from demo.generate import generate_town
 
     out = tmp_path_factory.mktemp("town_template") / "44190"
     generate_town(out, households=60, seed=7, town="44190")
@@ -123,7 +123,7 @@ def town_template(tmp_path_factory) -> Path:
 
 def copy_town(template: Path, dest: Path) -> Path:
     """Copy a generated town and point its town.json at the copy."""
-    import json  # noqa: PLC0415
+    import json
 
     shutil.copytree(template, dest)
     info_path = dest / "town.json"
@@ -142,10 +142,10 @@ def town_dir(town_template, tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def sftp_server(tmp_path_factory):
     """A real OpenSSH sshd on a loopback port with throw-away host and user keys."""
-    import getpass  # noqa: PLC0415
-    import socket  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
-    import time  # noqa: PLC0415
+    import getpass
+    import socket
+    import subprocess
+    import time
 
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
     if not Path(sshd).exists():

@@ -32,8 +32,9 @@ def test_nightly_job_materialises_a_town_and_matches_the_plain_steps(warehouse_u
         partition_key="44190", instance=instance,
         resources={"guichet": GuichetResource(config_path=str(path))})
     assert res.success
-    checks = [e for e in res.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    assert len(checks) >= 20 and all(e.event_specific_data.passed for e in checks)
+    checks = [e for e in res.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+              and e.event_specific_data.check_name == "rows_conserved"]
+    assert len(checks) == 20 and all(e.event_specific_data.passed for e in checks)
     engine = make_engine(warehouse_url)
     assert count(engine, "SELECT COUNT(*) FROM load_run WHERE status = 'success' "
                          "AND run_id = :r", r=res.run_id) == 1

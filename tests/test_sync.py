@@ -27,7 +27,7 @@ def synced(warehouse_url, town_dir, tmp_path):
 
 
 def test_full_sync_loads_every_entity_and_conserves_rows(synced):
-    cfg, engine, first = synced
+    _, engine, first = synced
     st = stats(engine, "44190", first["run_id"])
     assert len(st) >= 20  # 10 legacy tables, 9 portal collections, the treasury drop
     for (source, entity), s in st.items():
@@ -45,7 +45,7 @@ def test_full_sync_loads_every_entity_and_conserves_rows(synced):
 
 
 def test_rerun_changes_nothing(synced):
-    cfg, engine, first = synced
+    cfg, engine, _ = synced
     before = core_digest(engine)
     raw_before = count(engine, "SELECT COUNT(*) FROM raw_record")
     q_before = count(engine, "SELECT COUNT(*) FROM quarantine")
@@ -203,7 +203,7 @@ def test_crash_leaves_previous_state_and_watermarks(warehouse_url, town_dir, tmp
                               ).scalar()
         failed = conn.execute(sa.text("SELECT COUNT(*) FROM load_run WHERE status = 'failed'")
                               ).scalar()
-    assert wm_res == dict(((s, e), v) for s, e, v in wms)[("legacy", "RESERVATION")]
+    assert wm_res == {(s, e): v for s, e, v in wms}[("legacy", "RESERVATION")]
     assert failed == 1
     assert core_digest(engine)["reservation"] == digest["reservation"]
     # the next run catches up completely
