@@ -21,6 +21,7 @@ from connectors.portal import instant_key, open_portal, parse_instant
 from connectors.treasury import open_drop
 from pipelines import loading
 from pipelines.bulk import bulk_insert
+from pipelines.purges import flag_purges
 from pipelines.config import Config, TownConfig
 from schemas.fields import FIELDS
 from schemas.legacy import LEGACY_ENTITIES, legacy_source_key, stage_legacy
@@ -297,6 +298,9 @@ def load_core(town: Town, table: str, batches: list[StagedBatch]) -> dict:
             if b.watermark:
                 loading.set_watermark(conn, town.code, b.source, b.entity, b.watermark,
                                       town.run_id)
+    if any(b.source == LEGACY and b.present is not None and next(iter(b.staged)) == table
+           for b in batches):
+        flag_purges(town.engine, town.code, town.run_id, table)
     return {"inserted": totals.inserted, "updated": totals.updated,
             "unchanged": totals.unchanged, "deleted": totals.deleted,
             "seconds": time.perf_counter() - t0}

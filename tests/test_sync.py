@@ -142,6 +142,13 @@ def test_purged_document_is_marked_not_dropped(warehouse_url, town_dir, tmp_path
                            {"d": f"legacy:{pid}"}).one()
     assert row[0] == second["run_id"]
     assert stats(engine, "44190", second["run_id"])[("legacy", "PIECE")]["rows_deleted"] == 1
+    with engine.connect() as conn:  # and the stewards see it, once
+        flags = conn.execute(sa.text("SELECT flag_key, status, message FROM flag "
+                                     "WHERE rule = 'legacy.purged.document'")).all()
+    assert [f.status for f in flags] == ["open"] and f"legacy:{pid}" in flags[0].flag_key
+    assert "supprimée à la source" in flags[0].message
+    run_town(cfg, "44190", engine)
+    assert count(engine, "SELECT COUNT(*) FROM flag WHERE rule = 'legacy.purged.document'") == 1
     engine.dispose()
 
 
