@@ -21,8 +21,8 @@ from connectors.portal import instant_key, open_portal, parse_instant
 from connectors.treasury import open_drop
 from pipelines import loading
 from pipelines.bulk import bulk_insert
-from pipelines.purges import flag_purges
 from pipelines.config import Config, TownConfig
+from pipelines.purges import flag_purges
 from schemas.fields import FIELDS
 from schemas.legacy import LEGACY_ENTITIES, legacy_source_key, stage_legacy
 from schemas.portal import PORTAL_COLLECTIONS, portal_source_key, stage_portal

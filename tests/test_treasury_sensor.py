@@ -47,7 +47,7 @@ def test_sensor_requests_a_run_for_new_files_only(tmp_path, town_dir):
     assert tick() == []  # all taken
     # the payment office drops a file in the last day's folder: one run, keyed by content
     days = sorted(p for p in (town_dir / "treasury" / "outgoing").glob("*/*/*") if p.is_dir())
-    src = sorted((town_dir / "treasury" / "outgoing").rglob("CAISSE_*.csv"))[-1]
+    src = max((town_dir / "treasury" / "outgoing").rglob("CAISSE_*.csv"))
     new = days[-1] / src.name.replace(".csv", "_3.csv")
     new.write_bytes(src.read_bytes() + b"R999999;" + src.read_bytes().splitlines()[-1][8:] + b"\n")
     again = tick()
