@@ -22,6 +22,18 @@ def town_config(warehouse_url: str, town_dirs: dict[str, Path], landing: Path):
                          "towns": towns})
 
 
+def config_file(tmp_path: Path, warehouse_url: str, town_dir: Path):
+    """A guichet.toml for one town (code 44190), and the parsed configuration."""
+    cfg = town_config(warehouse_url, {"44190": town_dir}, tmp_path / "landing")
+    t = cfg.towns[0]
+    path = tmp_path / "guichet.toml"
+    path.write_text(
+        f'[warehouse]\nurl = "{warehouse_url}"\nlanding_dir = "{tmp_path / "landing"}"\n'
+        f'[towns.44190]\nlegacy_url = "{t.legacy_url}"\nportal_base = "{t.portal_base}"\n'
+        f'treasury_root = "{t.treasury_root}"\n')
+    return path, cfg
+
+
 def core_digest(engine: sa.Engine, town: str | None = None, *,
                 lineage: bool = True) -> dict[str, str]:
     """A byte-for-byte digest of every core table (optionally of one town); without the

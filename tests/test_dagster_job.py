@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
-from helpers import core_digest, count, town_config
+from helpers import config_file, core_digest, count
 
 from connectors.warehouse import make_engine
 from pipelines.definitions import build_definitions
@@ -11,20 +11,9 @@ from pipelines.resources import GuichetResource, dispose_engines
 from pipelines.steps import run_town
 
 
-def _config_file(tmp_path, warehouse_url, town_dir):
-    cfg = town_config(warehouse_url, {"44190": town_dir}, tmp_path / "landing")
-    t = cfg.towns[0]
-    path = tmp_path / "guichet.toml"
-    path.write_text(
-        f'[warehouse]\nurl = "{warehouse_url}"\nlanding_dir = "{tmp_path / "landing"}"\n'
-        f'[towns.44190]\nlegacy_url = "{t.legacy_url}"\nportal_base = "{t.portal_base}"\n'
-        f'treasury_root = "{t.treasury_root}"\n')
-    return path, cfg
-
-
 def test_nightly_job_materialises_a_town_and_matches_the_plain_steps(warehouse_url, town_dir,
                                                                     tmp_path):
-    path, cfg = _config_file(tmp_path, warehouse_url, town_dir)
+    path, cfg = config_file(tmp_path, warehouse_url, town_dir)
     d = build_definitions(["44190"])
     job = d.resolve_job_def("nightly_sync")
     instance = dg.DagsterInstance.ephemeral()

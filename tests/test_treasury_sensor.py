@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import dagster as dg
-from helpers import town_config
+from helpers import config_file
 
 from connectors.warehouse import make_engine
 from pipelines.definitions import build_definitions
@@ -14,20 +14,9 @@ from pipelines.sensors import PAYMENT_ASSETS, pending_files
 from pipelines.steps import run_town
 
 
-def _config_file(tmp_path, town_dir, warehouse_url):
-    cfg = town_config(warehouse_url, {"44190": town_dir}, tmp_path / "landing")
-    t = cfg.towns[0]
-    path = tmp_path / "guichet.toml"
-    path.write_text(
-        f'[warehouse]\nurl = "{warehouse_url}"\nlanding_dir = "{tmp_path / "landing"}"\n'
-        f'[towns.44190]\nlegacy_url = "{t.legacy_url}"\nportal_base = "{t.portal_base}"\n'
-        f'treasury_root = "{t.treasury_root}"\n')
-    return path, cfg
-
-
 def test_sensor_requests_a_run_for_new_files_only(tmp_path, town_dir):
     wh = f"sqlite:///{tmp_path / 'wh.sqlite'}"
-    path, cfg = _config_file(tmp_path, town_dir, wh)
+    path, cfg = config_file(tmp_path, wh, town_dir)
     engine = make_engine(wh)
     d = build_definitions(["44190"])
     sensor = d.resolve_sensor_def("treasury_drop_sensor")
