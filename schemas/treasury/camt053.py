@@ -48,9 +48,13 @@ from .model import (
     file_rejected,
     finish,
     load_xml,
+    locate,
     none_if_blank,
+    ns_path,
+    ns_text,
     parse_euros,
     show,
+    xml_document,
     xml_raw,
     xml_safe_text,
 )
@@ -215,9 +219,7 @@ def write_camt053(statements: list[Statement], message_id: str, created_at: date
         _balance(stmt_el, "CLBD", closing, currency, st.closing_on)
         for op in st.operations:
             _entry(stmt_el, op, currency)
-    ET.indent(root)
-    body = ET.tostring(root, encoding="utf-8", xml_declaration=False)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"
+    return xml_document(root)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,22 +228,14 @@ def write_camt053(statements: list[Statement], message_id: str, created_at: date
 
 
 def _q(path: str) -> str:
-    """'Acct/Id/IBAN' -> the namespaced ElementTree path."""
-    return "/".join(f"{{{NS}}}{part}" for part in path.split("/"))
+    return ns_path(NS, path)
 
 
 def _text(element: ET.Element | None, path: str) -> str | None:
-    found = element.find(_q(path)) if element is not None else None
-    if found is None:
-        return None
-    return (found.text or "").strip()
+    return ns_text(element, NS, path)
 
 
-def _where(base: str, element: SourceElement | None, path: str = "") -> str:
-    locator = f"{base}/{path}" if path else base
-    if element is not None and element.line:
-        locator += f" (line {element.line})"
-    return locator
+_where = locate
 
 
 class _Problems(list):

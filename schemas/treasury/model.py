@@ -264,6 +264,34 @@ class SourceElement(ET.Element):
     end: int = 0
 
 
+def xml_document(root: ET.Element) -> bytes:
+    """An indented UTF-8 document with its declaration, as the writers deliver it."""
+    ET.indent(root)
+    body = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"
+
+
+def ns_path(ns: str, path: str) -> str:
+    """'Acct/Id/IBAN' -> the ElementTree path in namespace ``ns``."""
+    return "/".join(f"{{{ns}}}{part}" for part in path.split("/"))
+
+
+def ns_text(element: ET.Element | None, ns: str, path: str) -> str | None:
+    """The stripped text at ``path`` under ``element``, or None when absent."""
+    found = element.find(ns_path(ns, path)) if element is not None else None
+    if found is None:
+        return None
+    return (found.text or "").strip()
+
+
+def locate(base: str, element: SourceElement | None, path: str = "") -> str:
+    """A quarantine locator: the element path, with its source line when known."""
+    locator = f"{base}/{path}" if path else base
+    if element is not None and element.line:
+        locator += f" (line {element.line})"
+    return locator
+
+
 class _DtdForbidden(Exception):
     pass
 

@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 from .model import (
     Parsed,
     Rejected,
-    SourceElement,
     check_root,
     check_xml_text,
     empty_tables,
@@ -26,9 +25,13 @@ from .model import (
     file_rejected,
     finish,
     load_xml,
+    locate,
     none_if_blank,
+    ns_path,
+    ns_text,
     parse_euros,
     show,
+    xml_document,
     xml_raw,
 )
 
@@ -115,9 +118,7 @@ def write_pain002(
         _sub(_sub(ref, "Amt"), "InstdAmt", euros_text(tx["amount_cents"]), Ccy="EUR")
         if collection_date is not None:
             _sub(ref, "ReqdColltnDt", collection_date.isoformat())
-    ET.indent(root)
-    body = ET.tostring(root, encoding="utf-8", xml_declaration=False)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"
+    return xml_document(root)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,21 +127,14 @@ def write_pain002(
 
 
 def _q(path: str) -> str:
-    return "/".join(f"{{{NS}}}{part}" for part in path.split("/"))
+    return ns_path(NS, path)
 
 
 def _text(element: ET.Element | None, path: str) -> str | None:
-    found = element.find(_q(path)) if element is not None else None
-    if found is None:
-        return None
-    return (found.text or "").strip()
+    return ns_text(element, NS, path)
 
 
-def _where(base: str, element: SourceElement | None, path: str = "") -> str:
-    locator = f"{base}/{path}" if path else base
-    if element is not None and element.line:
-        locator += f" (line {element.line})"
-    return locator
+_where = locate
 
 
 def _report_date(report: ET.Element) -> tuple[date | None, str]:
