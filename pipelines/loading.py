@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 import sqlalchemy as sa
@@ -142,7 +141,6 @@ class CoreCounts:
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
-    keys: list = field(default_factory=list)
 
 
 def row_hashes(df: pd.DataFrame) -> pd.Series:
@@ -297,6 +295,3 @@ def record_stats(conn: sa.Connection, town: str, run_id: str, source: str, entit
         {"t": town, "r": run_id, "s": source, "e": entity, "rd": read, "ld": loaded,
          "q": quarantined, "i": counts.inserted, "u": counts.updated, "d": counts.deleted})
 
-
-def dumps(obj) -> str:
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str)

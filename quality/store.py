@@ -19,13 +19,10 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
+from pipelines.loading import utcnow
 from schemas import tables
 
 SYSTEM_AUTHOR = "guichet"
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def dumps(obj) -> str:

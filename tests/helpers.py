@@ -66,3 +66,32 @@ def stats(engine: sa.Engine, town: str, run_id: str) -> dict[tuple[str, str], di
 def count(engine: sa.Engine, sql: str, **params) -> int:
     with engine.connect() as conn:
         return conn.execute(sa.text(sql), params).scalar()
+
+
+def plain(value):
+    """A staged cell as a plain Python value (None for every kind of missing)."""
+    import numpy as np
+    import pandas as pd
+
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def row_of(staged, i: int = 0) -> dict:
+    """Row ``i`` of a staging result as a dict of plain values."""
+    return {c: plain(staged.rows[c].iloc[i]) for c in staged.rows.columns}
+
+
+def reason_of(staged, i: int = 0) -> str:
+    """The quarantine reason of rejected row ``i``."""
+    assert len(staged.quarantine) > i, f"not quarantined; rows={row_of(staged)}"
+    return staged.quarantine["reason"].iloc[i]

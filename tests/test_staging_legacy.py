@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import plain, reason_of, row_of  # noqa: F401
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -257,27 +258,6 @@ def stage_one(entity: str, **overrides):
     return stage_legacy(entity, frame(entity, {**VALID[entity], **overrides}))
 
 
-def plain(value):
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
-def row_of(staged, i: int = 0) -> dict:
-    return {c: plain(staged.rows[c].iloc[i]) for c in staged.rows.columns}
-
-
-def reason_of(staged, i: int = 0) -> str:
-    assert len(staged.quarantine) > i, f"not quarantined; rows={row_of(staged)}"
-    return staged.quarantine["reason"].iloc[i]
 
 
 def check_invariant(staged, raw: pd.DataFrame) -> None:
