@@ -20,7 +20,7 @@ from connectors.legacy import LegacyDatabase, overlap_start
 from connectors.portal import instant_key, open_portal, parse_instant
 from connectors.treasury import open_drop
 from pipelines import loading
-from pipelines.bulk import bulk_insert
+from pipelines.bulk import bulk_execute, bulk_insert
 from pipelines.config import Config, TownConfig
 from pipelines.purges import flag_purges
 from schemas.fields import FIELDS
@@ -141,28 +141,38 @@ def extract_treasury(town: Town) -> Extracted:
     wm = loading.get_watermark(town.engine, town.code, TREASURY, "files")
     since = dt.date.fromisoformat(wm) if wm else None
     with town.engine.connect() as conn:
-        known = set(pd.read_sql(sa.text("SELECT sha256 FROM treasury_file WHERE town = :t"),
-                                conn, params={"t": town.code})["sha256"])
-    files, seen, latest = [], set(), since
+        known = dict(conn.execute(sa.text("SELECT sha256, status FROM treasury_file "
+                                          "WHERE town = :t"), {"t": town.code}).all())
+    files, seen, latest = [], {}, since  # seen: sha256 -> position in files
     drop = open_drop(town.config.treasury_root, key_file=town.config.treasury_key_file,
                      known_hosts=town.config.treasury_known_hosts)
     for f in drop.files(since):
         latest = max(latest, f.folder_day) if latest else f.folder_day
         sha = f.sha256
-        if sha in known or sha in seen:
+        mismatch = f.sidecar_mismatch()
+        if known.get(sha) == "loaded":
             continue  # the same content delivered again, under this or another name
-        seen.add(sha)
+        if known.get(sha) == "quarantined" and mismatch:
+            continue  # still refused, for the same reason
+        if sha in seen and (mismatch or not files[seen[sha]]["reason"]):
+            continue
+        # new content, or content refused for its sidecar and re-delivered with a
+        # correct one (the bank's usual fix), earlier in this run or in a past one
         dest = town.landing_dir / town.code / f"{f.folder_day:%Y/%m/%d}" / f"{sha[:12]}_{f.name}"
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not dest.exists():
             tmp = dest.with_suffix(dest.suffix + ".tmp")
             tmp.write_bytes(f.data)
             tmp.replace(dest)
-        files.append({"town": town.code, "sha256": sha, "file_name": f.name,
-                      "folder_day": f.folder_day, "size_bytes": len(f.data),
-                      "format": file_kind(f.name), "landed_path": str(dest),
-                      "status": "loaded", "reason": f.sidecar_mismatch(),
-                      "run_id": town.run_id})
+        entry = {"town": town.code, "sha256": sha, "file_name": f.name,
+                 "folder_day": f.folder_day, "size_bytes": len(f.data),
+                 "format": file_kind(f.name), "landed_path": str(dest),
+                 "status": "loaded", "reason": mismatch, "run_id": town.run_id}
+        if sha in seen:  # the refused delivery of this run gives way to the good one
+            files[seen[sha]] = entry
+        else:
+            seen[sha] = len(files)
+            files.append(entry)
     frame = pd.DataFrame(files, columns=["town", "sha256", "file_name", "folder_day",
                                          "size_bytes", "format", "landed_path", "status",
                                          "reason", "run_id"])
@@ -292,6 +302,10 @@ def load_core(town: Town, table: str, batches: list[StagedBatch]) -> dict:
                                            st.source_keys)
             if b.source == TREASURY:
                 _record_files(conn, b.files)
+                loading.resolve_quarantine(
+                    conn, town.code, town.run_id, b.source, b.entity,
+                    pd.Series([f"{f['file_name']}:file" for f in b.files
+                               if f["status"] == "loaded"], dtype=object))
             loading.record_stats(conn, town.code, town.run_id, b.source, b.entity,
                                  read=b.rows_read, loaded=b.rows_loaded,
                                  quarantined=b.rows_quarantined, counts=c)
@@ -318,8 +332,12 @@ def _present_keys(entity: str, present: pd.DataFrame) -> pd.DataFrame:
 
 
 def _record_files(conn: sa.Connection, files: list[dict]) -> None:
+    """Record the files taken; a content refused before and taken now is replaced."""
     if not files:
         return
+    bulk_execute(conn, "DELETE FROM treasury_file WHERE town = ? AND sha256 = ? "
+                       "AND status = 'quarantined'",
+                 [(f["town"], f["sha256"]) for f in files if f["status"] == "loaded"])
     bulk_insert(conn, "treasury_file", pd.DataFrame(files), ignore_conflicts=True)
 
 

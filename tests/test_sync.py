@@ -3,6 +3,7 @@ after a simulated day, conservation, quarantine, purges, and two towns side by s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 
@@ -217,4 +218,65 @@ def test_crash_leaves_previous_state_and_watermarks(warehouse_url, town_dir, tmp
     run_town(cfg, "44190", engine)
     after = core_digest(engine)
     assert after["reservation"] != digest["reservation"]
+    engine.dispose()
+
+
+def test_file_refused_for_its_sidecar_is_taken_when_redelivered_correctly(synced, town_dir):
+    """The bank re-delivers a file whose .sha256 was wrong: the same content, now with a
+    matching sidecar, must load (it used to be skipped as 'already seen')."""
+    _, engine, _ = synced
+    truth = [json.loads(line) for line in (town_dir / "truth.jsonl").open(encoding="utf-8")]
+    refused = [t for t in truth if t.get("class") == "treasury_sha256_mismatch"]
+    assert refused, "the test town should have a checksum mismatch"
+    with engine.connect() as conn:
+        for t in refused:
+            name = t["file"].rsplit("/", 1)[1]
+            sha = hashlib.sha256((town_dir / "treasury" / t["file"]).read_bytes()).hexdigest()
+            statuses = {r[0] for r in conn.execute(sa.text(
+                "SELECT status FROM treasury_file WHERE sha256 = :s"), {"s": sha})}
+            assert statuses == {"loaded"}, (name, statuses)
+            open_q = conn.execute(sa.text(
+                "SELECT COUNT(*) FROM quarantine WHERE source_key = :k AND resolved_run_id "
+                "IS NULL"), {"k": f"{name}:file"}).scalar()
+            assert open_q == 0, name
+
+
+def test_file_refused_in_one_run_is_taken_when_redelivered_in_a_later_run(warehouse_url,
+                                                                          town_dir, tmp_path):
+    cfg = town_config(warehouse_url, {"44190": town_dir}, tmp_path / "landing")
+    engine = make_engine(warehouse_url)
+    truth = [json.loads(line) for line in (town_dir / "truth.jsonl").open(encoding="utf-8")]
+    bad = next(t for t in truth if t.get("class") == "treasury_sha256_mismatch")
+    root = town_dir / "treasury"
+    refused = root / bad["file"]
+    sha = hashlib.sha256(refused.read_bytes()).hexdigest()
+    # keep every good copy of that content out of the first run
+    held = tmp_path / "held"
+    held.mkdir()
+    for p in root.rglob("*"):
+        if p.is_file() and p != refused and not p.name.endswith(".sha256") \
+                and hashlib.sha256(p.read_bytes()).hexdigest() == sha:
+            p.rename(held / p.name)
+            side = p.with_name(p.name + ".sha256")
+            if side.exists():
+                side.unlink()
+    run_town(cfg, "44190", engine)
+    status = "SELECT status FROM treasury_file WHERE sha256 = :s"
+    assert count(engine, "SELECT COUNT(*) FROM treasury_file WHERE sha256 = :s "
+                         "AND status = 'quarantined'", s=sha) == 1
+    # the bank re-delivers it, with a correct sidecar, in a new day's folder
+    last = max(p for p in root.glob("outgoing/*/*/*") if p.is_dir())
+    new_day = root / "outgoing" / "2099" / "01" / "02"
+    new_day.mkdir(parents=True)
+    (new_day / refused.name).write_bytes(refused.read_bytes())
+    (new_day / (refused.name + ".sha256")).write_text(f"{sha}  {refused.name}\n")
+    assert last < new_day
+    second = run_town(cfg, "44190", engine)["run_id"]
+    with engine.connect() as conn:
+        assert {r[0] for r in conn.execute(sa.text(status), {"s": sha})} == {"loaded"}
+        assert conn.execute(sa.text(
+            "SELECT resolved_run_id FROM quarantine WHERE source_key = :k"),
+            {"k": f"{refused.name}:file"}).scalar() == second
+    assert count(engine, "SELECT COUNT(*) FROM bank_statement WHERE file_name = :n",
+                 n=refused.name) >= 1
     engine.dispose()
