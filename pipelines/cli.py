@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from pipelines import cli_match, cli_reconcile
 from pipelines.cli_flags import add_subcommands
 
 DEMO_TOWN = "44190"
@@ -56,6 +57,10 @@ def run_sync(codes: list[str] | None = None, *, console=None, use_dagster: bool 
                     engine = make_engine(cfg.warehouse_url)
                     run_id = run_town(cfg, code, engine)["run_id"]
                     run_quality(engine, code, run_id, report_dir=report_dir_for(cfg.landing_dir))
+                    from pipelines.reconcile.run import reconcile_town
+
+                    reconcile_town(engine, code, run_id,
+                                   service_levels=cfg.town(code).service_levels)
             finally:
                 prog.listen(None)
             bar.update(task, completed=n_steps, step="done")
@@ -112,6 +117,28 @@ def print_summary(results, console=None) -> None:
             console.print(q)
         console.print(f"raw versions kept: {s['raw_versions']}   "
                       f"open quarantine: {s['quarantine_open']}   duration: {seconds:.1f} s")
+        _print_reconciliation(console, engine, code)
+
+
+def _print_reconciliation(console, engine, code: str) -> None:
+    """Open reconciliation flags per rule: what the stewards will find in their queue."""
+    from rich.table import Table
+
+    from pipelines.reconcile.rules import all_rules
+    from quality.flags import Filters, counts_by, rule_title
+
+    rules = all_rules()
+    with engine.connect() as conn:
+        counts = dict(counts_by(conn, code, "rule", Filters(status="open", rule="rec.*")))
+    if not counts:
+        return
+    t = Table(title=f"Reconciliation: open flags (town {code})", title_justify="left")
+    t.add_column("rule")
+    t.add_column("flags", justify="right")
+    for rid in rules:
+        if counts.get(rid):
+            t.add_row(rule_title(rid), f"{counts[rid]:,}")
+    console.print(t)
 
 
 # ------------------------------------------------------------------ demo
@@ -231,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--output", default="docs/warehouse.md")
     w.set_defaults(fn=cmd_docs)
     add_subcommands(sub)  # flags, quality, steward
+    cli_reconcile.add_subcommands(sub)  # reconcile, evaluate
+    cli_match.add_subcommands(sub)  # match
     return p
 
 

@@ -115,6 +115,9 @@ def _target(args, need_town: bool = True) -> tuple[object, str | None]:
         town = codes[0]
     engine = make_engine(url)
     ensure_schema(engine)
+    from pipelines.reconcile.rules import all_rules
+
+    all_rules()  # registers the French titles of the reconciliation rules
     return engine, town
 
 

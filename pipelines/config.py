@@ -32,6 +32,8 @@ class TownConfig:
     portal_token: str | None = field(default=None, repr=False)
     treasury_key_file: str | None = None  # SFTP private key (path), for sftp:// roots
     treasury_known_hosts: str | None = None  # known_hosts file pinning the SFTP host key
+    #: procedure code -> service level in days (overrides guichet's defaults)
+    service_levels: dict = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,18 @@ def parse_config(data: dict, path: Path | None = None) -> Config:
             portal_token=_value(t, "portal_token", where, required=False),
             treasury_key_file=_value(t, "treasury_key_file", where, required=False),
             treasury_known_hosts=_value(t, "treasury_known_hosts", where, required=False),
+            service_levels=_service_levels(t.get("service_levels", {}), where),
         ))
     return Config(url, landing, tuple(towns), path)
+
+
+def _service_levels(section, where: str) -> dict:
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: service_levels must be a table (procedure = days)")
+    for proc, days in section.items():
+        if not isinstance(days, int) or isinstance(days, bool) or days < 0:
+            raise ConfigError(f"{where}.service_levels: {proc} must be a whole number of days")
+    return dict(section)
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:

@@ -9,6 +9,7 @@ import dagster as dg
 from pipelines.assets import build_assets
 from pipelines.config import load_config
 from pipelines.quality_assets import build_quality_definitions
+from pipelines.reconcile_assets import build_reconcile_definitions
 from pipelines.resources import GuichetResource
 from pipelines.sensors import PAYMENT_ASSETS, pending_files, run_key
 
@@ -59,11 +60,14 @@ def build_definitions(codes: list[str] | None = None) -> dg.Definitions:
     )
     built = build_assets(towns)
     quality = build_quality_definitions(towns)
+    from pipelines.steps import core_sources
+
+    reconcile = build_reconcile_definitions(towns, list(core_sources()))
     checks = [a for a in built if isinstance(a, dg.AssetChecksDefinition)]
     return dg.Definitions(
         assets=[a for a in built if not isinstance(a, dg.AssetChecksDefinition)]
-        + quality["assets"],
-        asset_checks=checks + quality["asset_checks"],
+        + quality["assets"] + reconcile["assets"],
+        asset_checks=checks + quality["asset_checks"] + reconcile["asset_checks"],
         jobs=[nightly_sync, treasury_sync],
         schedules=[nightly_schedule],
         sensors=[treasury_drop_sensor],

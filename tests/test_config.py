@@ -69,3 +69,12 @@ def test_instance_uses_postgres_when_the_variable_names_a_url(monkeypatch, tmp_p
             instance.dispose()
     finally:
         pg_server.drop(url)
+
+
+def test_service_levels_of_procedures_are_configured_per_town():
+    town = {"legacy_url": "sqlite://", "portal_base": "file:///p", "treasury_root": "/t",
+            "service_levels": {"ACTE_NAISSANCE": 5}}
+    cfg = parse_config({"towns": {"44190": town}})
+    assert cfg.town("44190").service_levels == {"ACTE_NAISSANCE": 5}
+    with pytest.raises(ConfigError, match="ACTE_NAISSANCE must be a whole number of days"):
+        parse_config({"towns": {"44190": {**town, "service_levels": {"ACTE_NAISSANCE": "5"}}}})

@@ -24,11 +24,17 @@ def test_nightly_job_materialises_a_town_and_matches_the_plain_steps(warehouse_u
     checks = [e for e in res.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
               and e.event_specific_data.check_name == "rows_conserved"]
     assert len(checks) == 20 and all(e.event_specific_data.passed for e in checks)
+    money = [e for e in res.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+             and e.event_specific_data.check_name == "money_conserved"]
+    assert len(money) == 1 and money[0].event_specific_data.passed
     engine = make_engine(warehouse_url)
     assert count(engine, "SELECT COUNT(*) FROM load_run WHERE status = 'success' "
                          "AND run_id = :r", r=res.run_id) == 1
     digest = core_digest(engine)
-    # a second Dagster run changes nothing
+    assert count(engine, "SELECT COUNT(*) FROM allocation") > 0
+    assert count(engine, "SELECT COUNT(*) FROM crosswalk") > 0
+    assert count(engine, "SELECT COUNT(*) FROM flag WHERE rule LIKE 'rec.%'") > 0
+    # a second Dagster run changes nothing (links and allocations included)
     res2 = job.execute_in_process(
         partition_key="44190", instance=instance,
         resources={"guichet": GuichetResource(config_path=str(path))})

@@ -46,8 +46,8 @@ def test_list_against_list(tmp_path, capsys):
     b = write(tmp_path / "caf.csv", CAF, delimiter=",", encoding="utf-8-sig")
     out = tmp_path / "liens.csv"
     rc = main([str(a), "--against", str(b), "--map", SCHOOL_MAP, "--against-map",
-               "Allocataire=id,Nom=last_name,Prénom=first_name,Date de naissance=birth_date,"
-               "Tel=phone", "--output", str(out)])
+               ("Allocataire=id,Nom=last_name,Prénom=first_name,Date de naissance=birth_date,"
+               "Tel=phone"), "--output", str(out)])
     assert rc == 0
     assert "5 rows" in capsys.readouterr().out
     rows = read_links(out)

@@ -16,21 +16,21 @@ NOTICE = 48
 def world(**over):
     """A town with one family (1), one child (10) enrolled at the canteen (enrolment 100),
     an account linked to the family with the child (per-1); every table can be replaced."""
-    base = dict(
-        household=[{"household_id": 1, "family_code": "F00000001", "name": "DUPONT"},
+    base = {
+        "household": [{"household_id": 1, "family_code": "F00000001", "name": "DUPONT"},
                    {"household_id": 2, "family_code": "F00000002", "name": "MARTIN"}],
-        person=[{"person_id": 10, "last_name": "DUPONT", "first_name": "Léa"}],
-        membership=[{"household_id": 1, "person_id": 10, "role": "child"}],
-        activity=[{"activity_id": 5, "activity_code": "RESTO-A", "service": "RESTO",
+        "person": [{"person_id": 10, "last_name": "DUPONT", "first_name": "Léa"}],
+        "membership": [{"household_id": 1, "person_id": 10, "role": "child"}],
+        "activity": [{"activity_id": 5, "activity_code": "RESTO-A", "service": "RESTO",
                    "capacity": 2, "cancel_notice_hours": NOTICE,
                    "required_documents": "ASSURANCE;JUSTIF_DOMICILE", "label": "Cantine A"}],
-        enrolment=[{"enrolment_id": 100, "household_id": 1, "person_id": 10, "activity_id": 5,
+        "enrolment": [{"enrolment_id": 100, "household_id": 1, "person_id": 10, "activity_id": 5,
                     "start_on": "2025-09-01", "end_on": "2026-07-03", "state": "V"}],
-        portal_account=[{"account_id": "acc-1", "legacy_family_code": "F00000001",
+        "portal_account": [{"account_id": "acc-1", "legacy_family_code": "F00000001",
                          "status": "active"}],
-        portal_person=[{"portal_person_id": "per-1", "account_id": "acc-1", "role": "child",
+        "portal_person": [{"portal_person_id": "per-1", "account_id": "acc-1", "role": "child",
                         "legacy_person_id": 10}],
-    )
+    }
     base.update(over)
     return from_frames("44190", AS_OF, **base)
 
@@ -221,8 +221,8 @@ def test_family_document_of_another_family_does_not_count():
 
 
 def test_upload_accepted_not_in_piece():
-    up = dict(source="portal", household=None, person=None, account_id="acc-1",
-              portal_person_id="per-1")
+    up = {"source": "portal", "household": None, "person": None, "account_id": "acc-1",
+              "portal_person_id": "per-1"}
     td = world(document=[
         doc("portal:d1", "ASSURANCE", review="accepted", **up),
         doc("portal:d2", "VACCINS", vf="2019-01-01", vu=None, review="accepted", **up),

@@ -392,7 +392,7 @@ def _fix(account_id, code) -> dict:
             "column": "legacy_family_code", "value": code}
 
 
-@rule("identity", "account_unlinked", "Compte portail non relié à sa famille", ("account_id",),
+@rule("identity", "account_unlinked", "Identité — compte portail non relié à sa famille", ("account_id",),
       truth_key=lambda d: (d["account_id"],))
 def account_unlinked(td) -> pd.DataFrame:
     """Accounts without a family code whose family the matching recognises: auto-linked
@@ -416,7 +416,7 @@ def account_unlinked(td) -> pd.DataFrame:
             record("Famille proposée", _family(td, r["suggested_household"]))))
 
 
-@rule("identity", "account_wrong_family", "Compte portail relié à une autre famille",
+@rule("identity", "account_wrong_family", "Identité — compte portail relié à une autre famille",
       ("account_id",), truth_key=lambda d: (d["account_id"],))
 def account_wrong_family(td) -> pd.DataFrame:
     """Accounts whose family code names a family their persons do not belong to."""
@@ -450,7 +450,7 @@ def account_wrong_family(td) -> pd.DataFrame:
                     _fix(r["account_id"], _code(td, r["suggested_household"])))
 
 
-@rule("identity", "legacy_duplicate_family", "Famille en double dans le logiciel",
+@rule("identity", "legacy_duplicate_family", "Identité — famille en double dans le logiciel",
       ("household_id", "duplicate_household_id"),
       truth_key=lambda d: (min(d["original_family_id"], d["family_id"]),
                            max(d["original_family_id"], d["family_id"])))

@@ -9,6 +9,7 @@ so ``guichet evaluate`` can score it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,8 +52,7 @@ def rule(family: str, name: str, title: str, entity_columns: tuple[str, ...],
 
 def all_rules() -> dict[str, Rule]:
     """Every rule, once every family module is imported."""
-    from pipelines.reconcile import (  # noqa: F401  (they register their rules)
-        billing, bookings, documents, identity, payments, procedures)
+    from pipelines.reconcile import billing, bookings, documents, identity, payments, procedures  # noqa: F401  (they register their rules)
 
     return RULES
 
@@ -96,7 +96,7 @@ def evidence(*records: dict, expected: str | None = None) -> dict:
 def _show(v):
     if v is None or v is pd.NA or v is pd.NaT:
         return None
-    if isinstance(v, float) and v != v:
+    if isinstance(v, float) and math.isnan(v):
         return None
     if isinstance(v, pd.Timestamp):
         return v.date().isoformat() if v == v.normalize() else v.isoformat()
