@@ -43,7 +43,7 @@ _F = [
     ("request_id", "string", "Portal procedure request id."),
     ("association_id", "string", "Portal association id."),
     ("room_booking_id", "string", "Portal room booking id."),
-    ("payment_id", "string", "Stable payment id derived from its source: 'payfip:<idop>', 'caisse:<recu>', 'prlv:<msg>:<end-to-end>', 'portal:<id>'."),
+    ("payment_id", "string", "Stable payment id derived from its source: 'payfip:<idop>', 'caisse:<recu>', 'prlv:<msg>:<end-to-end>', 'portal:<id>'; a transfer (a bank statement credit) is 'vir:<account>:<entry number>'."),
     ("statement_id", "string", "Bank statement id derived from its content: '<format>:<account>:<closing date>:<n>'."),
     ("operation_id", "string", "Bank statement operation id: '<statement_id>:<seq>'."),
     ("allocation_id", "string", "Allocation id: '<payment_id>><invoice number>'."),
@@ -190,6 +190,14 @@ _F = [
     ("canonical_id", "integer", "Canonical id the source record maps to."),
     ("source_entity", "string", "Entity in the source system (account, person, family, individual)."),
     ("source_id", "string", "Id in the source system."),
+    # --- reconciliation ---------------------------------------------------------
+    ("reconciled_at", "datetime", "When the reconciliation ran, in UTC."),
+    ("received_cents", "integer", "Money received (paid card payments, desk receipts, accepted direct debits, transfers), in cents."),
+    ("allocated_cents", "integer", "Money received allocated to invoices, in cents."),
+    ("unallocated_cents", "integer", "Money received not allocated to any invoice (credits, doubles, unmatched), in cents."),
+    ("payments_received", "integer", "Payments that brought money in."),
+    ("payments_allocated", "integer", "Payments allocated, fully or partly, to an invoice."),
+    ("open_flags", "integer", "Reconciliation flags open after the run."),
     # --- stewardship: flags, decisions, audit, accounts, validations -------------
     ("flag_key", "string", "Stable flag key: rule + entity ids; re-runs never duplicate it."),
     ("rule", "string", "Rule that raised the flag (e.g. gx.household.email_format)."),

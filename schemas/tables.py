@@ -165,6 +165,11 @@ TABLES: list[TableSpec] = [
     _t("quarantine", "ops", "Source records that could not be loaded, with the reason. Nothing is dropped.",
        [T, "source", "entity", "source_key", "content_hash", "reason", "payload", "run_id",
         "resolved_run_id"], [T, "source", "entity", "content_hash"]),
+    _t("reconciliation_run", "ops", "The figures of every reconciliation of a town: money received, "
+       "allocated and not allocated (the night's reconciliation rate), open flags.",
+       [T, "run_id", "reconciled_at", "received_cents", "allocated_cents", "unallocated_cents",
+        "payments_received", "payments_allocated", "open_flags"], [T, "run_id"],
+       not_null=("reconciled_at",)),
     _t("flag", "ops", "Findings for the data stewards, one per stable key (rule + entity ids). "
        "open -> resolved (by a decision, or automatically when a run no longer sees the problem) "
        "-> reopened if it returns; dismissed flags stay dismissed while their evidence is unchanged.",

@@ -42,6 +42,13 @@ def test_reconciliation_writes_links_allocations_and_flags(reconciled):
             "SELECT DISTINCT rule FROM flag WHERE rule LIKE 'rec.%'"))}
     assert "rec.bookings.no_show" in flagged and "rec.billing.invoice_total_mismatch" in flagged
     assert set(res.findings) == set(all_rules())
+    with engine.connect() as conn:
+        night = conn.execute(sa.text("SELECT received_cents, allocated_cents, "
+                                     "unallocated_cents, open_flags FROM reconciliation_run")
+                             ).one()
+    assert night[0] == res.money["received_cents"] == night[1] + night[2]
+    assert night[3] == count(
+        engine, "SELECT COUNT(*) FROM flag WHERE status = 'open' AND rule LIKE 'rec.%'")
 
 
 def test_rerun_changes_nothing(reconciled):

@@ -57,7 +57,8 @@ def money_balance(td, allocs: pd.DataFrame) -> dict:
     allocated = got.reindex(amount.index).fillna(0).astype("int64")
     left = (amount - allocated).clip(lower=0)
     out = {"received_cents": int(amount.sum()), "allocated_cents": int(allocs[
-        "amount_cents"].sum()) if len(allocs) else 0, "unallocated_cents": int(left.sum())}
+        "amount_cents"].sum()) if len(allocs) else 0, "unallocated_cents": int(left.sum()),
+           "payments_received": len(amount), "payments_allocated": int((allocated > 0).sum())}
     by = pd.DataFrame({"channel": led["channel"].values, "received": amount.values,
                        "allocated": allocated.values, "unallocated": left.values})
     out["by_channel"] = {ch: {"received_cents": int(g["received"].sum()),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from quality.flags import register_rule_title
+from quality.flags import plain, register_rule_title
 
 PREFIX = "rec."
 
@@ -94,15 +94,11 @@ def evidence(*records: dict, expected: str | None = None) -> dict:
 
 
 def _show(v):
-    if v is None or v is pd.NA or v is pd.NaT:
-        return None
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, pd.Timestamp):
-        return v.date().isoformat() if v == v.normalize() else v.isoformat()
-    if hasattr(v, "item"):
-        return v.item()
-    return v
+    """A JSON-friendly value; a day (a midnight timestamp) as YYYY-MM-DD."""
+    if isinstance(v, pd.Timestamp) and v == v.normalize():
+        return v.date().isoformat()
+    v = plain(v)
+    return None if isinstance(v, float) and math.isnan(v) else v
 
 
 def day_fr(d) -> str:

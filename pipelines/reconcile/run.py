@@ -69,6 +69,11 @@ def reconcile_town(engine: sa.Engine, town: str, run_id: str, *,
     found, derived, timings = compute(td)
     rules = all_rules()
     res = Outcome(seconds=timings)
+    from pipelines.reconcile.payments import money_balance
+
+    res.money = money_balance(td, derived["allocation"])
+    res.links = len(derived["crosswalk"])
+    res.allocations = len(derived["allocation"])
     t0 = time.perf_counter()
     with store.town_transaction(engine, town) as conn:
         for name, rows in derived.items():
@@ -78,13 +83,25 @@ def reconcile_town(engine: sa.Engine, town: str, run_id: str, *,
             res.flags += refresh_flags(conn, town, run_id, rid, f,
                                        entity_columns=list(rules[rid].entity_columns))
         retire_rules(conn, town, run_id, set(rules), PREFIX)
+        record_run(conn, town, run_id, res.money)
     res.seconds["write"] = time.perf_counter() - t0
-    res.links = len(derived["crosswalk"])
-    res.allocations = len(derived["allocation"])
-    from pipelines.reconcile.payments import money_balance
-
-    res.money = money_balance(td, derived["allocation"])
     return res
+
+
+def record_run(conn: sa.Connection, town: str, run_id: str, money: dict) -> None:
+    """The night's figures (reconciliation rate, open flags) for the finance report."""
+    from schemas.tables import table
+
+    t = table("reconciliation_run")
+    open_flags = conn.execute(sa.text(
+        "SELECT COUNT(*) FROM flag WHERE town = :t AND status = 'open' AND rule LIKE 'rec.%'"),
+        {"t": town}).scalar()
+    conn.execute(sa.delete(t).where(t.c.town == town, t.c.run_id == run_id))
+    conn.execute(sa.insert(t).values(
+        town=town, run_id=run_id, reconciled_at=store.utcnow(), open_flags=open_flags,
+        **{k: money.get(k, 0) for k in ("received_cents", "allocated_cents",
+                                        "unallocated_cents", "payments_received",
+                                        "payments_allocated")}))
 
 
 def write_derived(conn: sa.Connection, town: str, run_id: str, name: str,
