@@ -14,6 +14,7 @@ from pipelines.cli_flags import add_subcommands
 
 DEMO_TOWN = "44190"
 DEMO_NAME = "Saint-Sébastien-sur-Loire"
+DEMO_SIRET = "21440190010002"  # a made-up SIRET with a valid key, for the SCDL export
 
 
 def _console():
@@ -170,7 +171,7 @@ def cmd_demo(args) -> int:
         f'[warehouse]\nurl = "sqlite:///{var / "warehouse.sqlite"}"\n'
         f'landing_dir = "{var / "landing"}"\n\n'
         + town_section(DEMO_TOWN, info.get("name", DEMO_NAME), info["legacy_url"],
-                       info["portal_base"], info["treasury_root"]))
+                       info["portal_base"], info["treasury_root"], DEMO_SIRET))
     os.environ["GUICHET_CONFIG"] = str(cfg_path)
     results = run_sync([DEMO_TOWN], console=console, use_dagster=not args.no_dagster)
     print_summary(results, console)

@@ -32,6 +32,7 @@ class TownConfig:
     portal_token: str | None = field(default=None, repr=False)
     treasury_key_file: str | None = None  # SFTP private key (path), for sftp:// roots
     treasury_known_hosts: str | None = None  # known_hosts file pinning the SFTP host key
+    siret: str | None = None  # the town's SIRET (the attributing body of the SCDL export)
     #: procedure code -> service level in days (overrides guichet's defaults)
     service_levels: dict = field(default_factory=dict, hash=False, compare=False)
 
@@ -92,6 +93,7 @@ def parse_config(data: dict, path: Path | None = None) -> Config:
             portal_token=_value(t, "portal_token", where, required=False),
             treasury_key_file=_value(t, "treasury_key_file", where, required=False),
             treasury_known_hosts=_value(t, "treasury_known_hosts", where, required=False),
+            siret=_value(t, "siret", where, required=False),
             service_levels=_service_levels(t.get("service_levels", {}), where),
         ))
     return Config(url, landing, tuple(towns), path)
@@ -118,9 +120,10 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
 
 
 def town_section(code: str, name: str, legacy_url: str, portal_base: str,
-                 treasury_root: str) -> str:
+                 treasury_root: str, siret: str | None = None) -> str:
     """The TOML text configuring one town (used by the demo)."""
     def q(s: str) -> str:
         return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return (f"[towns.{code}]\nname = {q(name)}\nlegacy_url = {q(legacy_url)}\n"
-            f"portal_base = {q(portal_base)}\ntreasury_root = {q(treasury_root)}\n")
+            f"portal_base = {q(portal_base)}\ntreasury_root = {q(treasury_root)}\n"
+            + (f"siret = {q(siret)}\n" if siret else ""))
