@@ -9,12 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines import cli_match, cli_reconcile
+from pipelines import cli_match, cli_reconcile, cli_report
 from pipelines.cli_flags import add_subcommands
 
 DEMO_TOWN = "44190"
 DEMO_NAME = "Saint-Sébastien-sur-Loire"
-DEMO_SIRET = "21440190010002"  # a made-up SIRET with a valid key, for the SCDL export
+DEMO_SIRET = "21440190310006"  # a made-up SIRET with a valid key, for the SCDL export
 
 
 def _console():
@@ -261,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_subcommands(sub)  # flags, quality, steward
     cli_reconcile.add_subcommands(sub)  # reconcile, evaluate
     cli_match.add_subcommands(sub)  # match
+    cli_report.add_subcommands(sub)  # report
     return p
 
 
