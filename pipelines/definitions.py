@@ -10,6 +10,7 @@ from pipelines.assets import build_assets
 from pipelines.config import load_config
 from pipelines.quality_assets import build_quality_definitions
 from pipelines.reconcile_assets import build_reconcile_definitions
+from pipelines.reports_assets import build_reports_definitions
 from pipelines.resources import GuichetResource
 from pipelines.sensors import PAYMENT_ASSETS, pending_files, run_key
 
@@ -63,11 +64,13 @@ def build_definitions(codes: list[str] | None = None) -> dg.Definitions:
     from pipelines.steps import core_sources
 
     reconcile = build_reconcile_definitions(towns, list(core_sources()))
+    reports = build_reports_definitions(towns)
     checks = [a for a in built if isinstance(a, dg.AssetChecksDefinition)]
     return dg.Definitions(
         assets=[a for a in built if not isinstance(a, dg.AssetChecksDefinition)]
-        + quality["assets"] + reconcile["assets"],
-        asset_checks=checks + quality["asset_checks"] + reconcile["asset_checks"],
+        + quality["assets"] + reconcile["assets"] + reports["assets"],
+        asset_checks=checks + quality["asset_checks"] + reconcile["asset_checks"]
+        + reports["asset_checks"],
         jobs=[nightly_sync, treasury_sync],
         schedules=[nightly_schedule],
         sensors=[treasury_drop_sensor],

@@ -11,6 +11,7 @@ LAYERS = {
     "core": "Core: canonical entities with source lineage",
     "raw": "Raw: what was extracted, every version",
     "ops": "Operations: runs, watermarks, quarantine, flags and stewardship",
+    "mart": "Marts: report tables a BI tool reads directly",
 }
 
 INTRO = """# Warehouse tables
@@ -25,6 +26,11 @@ that changes nothing writes nothing), `first_run_id`, `last_run_id` and
 `deleted_run_id` (set when the row disappeared from its source: purged rows are
 marked, never silently kept or silently dropped). Read current rows with
 `WHERE deleted_run_id IS NULL`.
+
+Mart tables (`mart_*`) are rebuilt for the whole town by the nightly job (asset
+`report_marts`, after `reconciliation`), in one transaction: they hold current
+figures only, no lineage, and are keyed by town and their dimensions. How each
+figure is computed is in docs/reports.md.
 """
 
 

@@ -20,7 +20,7 @@ LINEAGE = ("row_hash", "first_run_id", "last_run_id", "deleted_run_id")
 @dataclass(frozen=True)
 class TableSpec:
     name: str
-    layer: str  # "core", "raw" or "ops"
+    layer: str  # "core", "raw", "ops" or "mart" (report tables, no lineage)
     description: str
     columns: tuple  # field names, or (name, description override)
     primary_key: tuple[str, ...]
@@ -215,6 +215,46 @@ TABLES: list[TableSpec] = [
         "expectation", "column_name",
         "check_kind", "success", "element_count", "unexpected_count", "unexpected_sample",
         "validated_at", "duration_ms"], [T, "run_id", "suite", "rule"]),
+    # ------------------------------------------------------------------ mart
+    _t("mart_finance_month", "mart", "Finance per billed month and service (docs/reports.md): "
+       "invoiced = collected + outstanding + cancelled, to the cent; collected = sum of the "
+       "channels. An invoice's money is split on its lines' services prorata of the line "
+       "amounts (cumulative rounding: every cent goes to one service).",
+       [T, ("month", "Billed month (the invoices' period), YYYY-MM."), "service",
+        "invoices", "lines_cents", "invoiced_cents", "cancelled_invoices", "cancelled_cents",
+        "collected_cents", "collected_online_card_cents", "collected_direct_debit_cents",
+        "collected_cash_cents", "collected_cheque_cents", "collected_cesu_cents",
+        "collected_desk_card_cents", "collected_transfer_cents", "collected_other_cents",
+        "outstanding_cents", "not_due_cents", "overdue_0_30_cents", "overdue_31_60_cents",
+        "overdue_61_90_cents", "overdue_over_90_cents", "treasury_invoices", "treasury_cents",
+        "treasury_outstanding_cents", "reference_day"],
+       [T, "month", "service"]),
+    _t("mart_receipts_month", "mart", "Money received per payment month and channel (cash-flow "
+       "view): received = allocated + unallocated; rejected direct debits and failed card "
+       "attempts beside, they brought no money.",
+       [T, ("month", "Month the payment was made (paid_on), YYYY-MM."), "channel",
+        "payments_received", "received_cents", "allocated_cents", "unallocated_cents",
+        "payments_unallocated", "rejected_debits", "rejected_debit_cents",
+        "failed_card_attempts"], [T, "month", "channel"]),
+    _t("mart_debit_reject", "mart", "Rejected direct debits per month and reason code.",
+       [T, ("month", "Month of the status report that rejected them (paid_on), YYYY-MM."),
+        ("reject_reason", "Reject reason code (AC01, AC04, AM04, MD06, MS02, ...; '?' when none)."),
+        "payments", ("amount_cents", "Amount rejected, in cents.")],
+       [T, "month", "reject_reason"]),
+    _t("mart_attendance_day", "mart", "Bookings and attendance per activity and day (counts "
+       "only: no child in it). An activity-day appears when it has a reservation or a check.",
+       [T, "day", "activity_code", "service", "site", ("week", "ISO week of the day, YYYY-Www."),
+        ("month", "Month of the day, YYYY-MM."), "booked", "booked_portal", "booked_desk",
+        "booked_standing", "cancelled_bookings", "present", "excused", "unexcused",
+        "present_without_booking", ("capacity", "Places of the activity that day (CAPACITE).")],
+       [T, "day", "activity_code"]),
+    _t("mart_portal_week", "mart", "Portal logins per ISO week and space.",
+       [T, "week", "space", "week_start", "logins", "days_reported"], [T, "week", "space"]),
+    _t("mart_request", "mart", "Online procedure requests with their processing time and "
+       "service level (no applicant data).",
+       [T, "request_id", "procedure", "service",
+        ("state", "Current state: en_construction, en_instruction, accepte, refuse, sans_suite."),
+        "submitted_at", "decided_at", "processing_minutes", "sla_days", "beyond_sla", "reference_day"], [T, "request_id"]),
 ]
 
 BY_NAME: dict[str, TableSpec] = {t.name: t for t in TABLES}
