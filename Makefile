@@ -29,6 +29,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/sync_bench.py
 	$(BIN)/python bench/reconcile_bench.py
+	$(BIN)/python bench/connector_bench.py
 
 docs: $(STAMP)
 	$(BIN)/guichet docs

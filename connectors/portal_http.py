@@ -2,7 +2,8 @@
 
 ``GET {base}/api/v1/{collection}?updated_since=&cursor=&limit=`` with a bearer
 token, cursor pagination, ``Retry-After`` on 429/503, exponential back-off with
-a cap and a total deadline, connect and read timeouts, TLS always verified.
+a cap and a total deadline, connect and read timeouts; https:// only (plain http:// is
+refused except on the loopback, for tests), certificates always verified.
 Items repeated by the server (at a page boundary or a replayed page) are
 yielded once.
 """
@@ -14,10 +15,13 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import requests
 
 from connectors.portal import RawItem
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class PortalError(Exception):
@@ -31,6 +35,11 @@ class PortalAPI:
                  session: requests.Session | None = None):
         if not base.startswith(("https://", "http://")):
             raise ValueError(f"portal base must be http(s):// or file://, got {base!r}")
+        host = urlsplit(base).hostname or ""
+        if base.startswith("http://") and host not in LOOPBACK:
+            # the bearer token and residents' data never travel in clear text
+            raise ValueError(f"portal base {base!r}: the portal API is reached over https:// "
+                             "(plain http:// only on this machine's loopback, for tests)")
         self.base = base.rstrip("/")
         self.page_size = page_size
         self.timeout = (connect_timeout, read_timeout)

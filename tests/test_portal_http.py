@@ -81,3 +81,10 @@ def test_sync_through_the_api_equals_sync_from_the_export(warehouse_url, town_di
                          "AND source_key LIKE 'malformed-%'") == 1
     engine.dispose()
     ref.dispose()
+
+
+def test_plain_http_is_refused_except_on_loopback():
+    with pytest.raises(ValueError, match="https://"):
+        PortalAPI("http://portail.example.fr/api", token="t")
+    PortalAPI("http://127.0.0.1:8080", token="t")  # the stand-in of the tests
+    PortalAPI("https://portail.example.fr/api", token="t")
