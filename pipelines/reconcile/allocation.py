@@ -9,9 +9,11 @@ Two phases, both in integer cents:
    outstanding balance per invoice, so a remainder finds the balance a partial payment
    left. Candidates are blocked, never crossed with every invoice: the quoted digit
    tokens and their one-edit neighbours (a digit changed, dropped, added or two digits
-   swapped, the period forgotten), the family code quoted in a transfer, the invoices of
-   the payer's name, and the open invoices of exactly the payment's amount in a date
-   window. Candidates are scored on reference, amount, payer name and dates.
+   swapped, the period forgotten), the family code quoted in a transfer, the open
+   invoices (and those of exactly the amount) of the households the payer's name
+   reaches, and the open invoices owing exactly the amount, by household. Candidates are
+   scored on reference, amount, payer name and dates, generated best possible score
+   first so that groups that cannot win are skipped (same result as scoring them all).
 2. *Application* walks the payments in time order: each applies
    ``min(amount, outstanding)`` to its invoice; the rest stays unallocated (an
    overpayment's credit, a second payment of a settled invoice, or no invoice found).
@@ -26,7 +28,7 @@ import unicodedata
 from collections import defaultdict
 
 import pandas as pd
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 #: how long after its issue an invoice is still a candidate for a payment without reference
 WINDOW_DAYS = 400
@@ -118,7 +120,11 @@ def norm(text) -> str:
 
 @functools.lru_cache(maxsize=65536)
 def payer_words(name) -> list[str]:
-    return [w for w in norm(name).split() if w not in TITLES]
+    """The payer's name without its titles ('M OU MME DUPONT' -> DUPONT); a one-letter
+    word after the name is an initial ('DUPONT M': Mathieu), not 'Monsieur'."""
+    w = norm(name).split()
+    return [x for k, x in enumerate(w) if x not in TITLES
+            or (len(x) == 1 and any(y not in TITLES for y in w[:k]))]
 
 
 class Households:
@@ -155,6 +161,13 @@ class Households:
             for s in names:
                 if s:
                     self.index[s].add(hid)
+        # first name -> households, initial -> households with a first name so starting
+        self.first_index: dict[str, set[int]] = defaultdict(set)
+        self.initial: dict[str, set[int]] = defaultdict(set)
+        for hid, firsts in self.first.items():
+            for f in firsts:
+                self.first_index[f].add(hid)
+                self.initial[f[0]].add(hid)
 
     def of_payer(self, name) -> set[int]:
         """Households whose surname appears as a run of words in the payer's name."""
@@ -226,35 +239,31 @@ def quoted_tokens(text) -> list[str]:
 # ------------------------------------------------------------------ matching
 
 class Invoices:
-    """The invoices with the blocking indexes matching needs and a running balance."""
+    """The invoices with their static blocking indexes."""
 
     def __init__(self, td):
         inv = td["invoice"]
         inv = inv[inv["invoice_number"].notna()]
         self.number = list(inv["invoice_number"].astype(str))
-        self.household = [None if pd.isna(h) else int(h) for h in inv["household_id"]]
-        self.amount = [0 if pd.isna(a) else int(a) for a in inv["amount_cents"]]
+        self.household = [None if pd.isna(h) else int(h) for h in inv["household_id"].tolist()]
+        self.amount = [0 if pd.isna(a) else int(a) for a in inv["amount_cents"].tolist()]
         self.issued = [None if pd.isna(d) else d.toordinal()
-                       for d in pd.to_datetime(inv["issued_on"])]
+                       for d in pd.to_datetime(inv["issued_on"]).tolist()]
         self.state = list(inv["state"].fillna("E"))
+        self.month = [int(n[4:6]) if n[4:6].isdigit() else None for n in self.number]
         self.by_number = {n: i for i, n in enumerate(self.number)}
         self.by_seq: dict[str, list[int]] = defaultdict(list)
         self.by_household: dict[int, list[int]] = defaultdict(list)
-        self.by_amount: dict[int, list[int]] = defaultdict(list)
+        #: (household, invoice amount) -> invoices: what a double payment pays again
+        self.by_full: dict[tuple[int, int], list[int]] = defaultdict(list)
         for i, n in enumerate(self.number):
             self.by_seq[n[-7:]].append(i)
-            if self.household[i] is not None:
-                self.by_household[self.household[i]].append(i)
-            self.by_amount[self.amount[i]].append(i)
+            h = self.household[i]
+            if h is not None:
+                self.by_household[h].append(i)
+                self.by_full[(h, self.amount[i])].append(i)
         # what an invoice still owes (a cancelled invoice owes nothing)
         self.owed = [0 if s == "A" else a for s, a in zip(self.state, self.amount)]
-
-    def outstanding_index(self, owed) -> dict[int, list[int]]:
-        out: dict[int, list[int]] = defaultdict(list)
-        for i, o in enumerate(owed):
-            if o > 0:
-                out[o].append(i)
-        return out
 
 
 def _amount_points(amount: int, owed: int, full: int) -> int:
@@ -269,117 +278,270 @@ def _amount_points(amount: int, owed: int, full: int) -> int:
     return 0
 
 
+class Payer:
+    """What a payer's name says about the households, computed once per name.
+
+    ``open_sets``: the households of a surname written in the name (their open invoices
+    are candidates); ``exact_sets``: every household whose surname appears in it (name
+    score >= 2); ``third``: those that also match a first name or initial (score 3);
+    ``fuzzy_sets``: households with a surname close to a word of the name (score 1).
+    The sets are the shared index sets, never copied."""
+
+    __slots__ = ("_score", "best", "exact", "exact_sets", "fuzzy_sets", "open_sets", "third")
+
+    def __init__(self, hh: Households, name: str, fuzzy):
+        w = payer_words(name)
+        self.open_sets, self.exact_sets, self.fuzzy_sets = [], [], []
+        self.third: set[int] = set()
+        self._score: dict[int, int] = {}
+        for i in range(len(w)):
+            for j in range(i + 1, len(w) + 1):
+                s = hh.index.get(" ".join(w[i:j]))
+                if s:
+                    self.exact_sets.append(s)
+                    if j <= i + 4 and not (w[i] in PARTICLES and j == i + 1):
+                        self.open_sets.append(s)
+        self.exact: set[int] = set().union(*self.exact_sets) if len(self.exact_sets) > 1 \
+            else (self.exact_sets[0] if self.exact_sets else set())
+        if self.exact:
+            maybe: set[int] = set()
+            for r in set(w):
+                src = hh.initial.get(r, ()) if len(r) == 1 else hh.first_index.get(r, ())
+                maybe |= self.exact & src if len(src) > len(self.exact) else {
+                    h for h in src if h in self.exact}
+            self.third = {h for h in maybe if hh.name_score(h, name) == 3}
+        self.fuzzy_sets = [s for x in set(w) for s in fuzzy(x)]
+        #: the best name score any household can have
+        self.best = 3 if self.third else 2 if self.exact else 1 if any(self.fuzzy_sets) else 0
+
+    def score(self, hid) -> int:
+        """``Households.name_score(hid, name)``, by set lookups."""
+        if hid is None:
+            return 0
+        if hid in self.third:
+            return 3
+        if hid in self.exact:
+            return 2
+        got = self._score.get(hid)
+        if got is None:
+            got = 1 if any(hid in s for s in self.fuzzy_sets) else 0
+            self._score[hid] = got
+        return got
+
+    def open_households(self):
+        """Households reached by a written surname, best name score first."""
+        if self.third:
+            for h in self.third:
+                if any(h in s for s in self.open_sets):
+                    yield 3, h
+        seen = set()
+        for s in self.open_sets:
+            for h in s:
+                if h not in self.third and h not in seen:
+                    seen.add(h)
+                    yield 2, h
+
+
 class Matcher:
+    """Finds each payment's invoice through indexes that stay small as the town grows:
+    reference tokens, family code, the open invoices (and the invoices of exactly the
+    amount) of the households the payer's name reaches, and open invoices by balance
+    then household. Candidates are generated best possible score first; a group whose
+    best possible score is below the best found is skipped, so the result is that of
+    scoring every candidate."""
+
+    PAYERS_CACHED = 100000
+
     def __init__(self, td):
         self.inv = Invoices(td)
         self.hh = Households(td)
-        self.owed = list(self.inv.owed)  # provisional balances while matching
-        self.by_owed = self.inv.outstanding_index(self.owed)
-        self.names: dict[tuple, int] = {}
+        self.reset()
+        self.surnames = list(self.hh.index)
+        self._fuzzy: dict[str, list[set[int]]] = {}
+        self._payers: dict[str, Payer] = {}
+        self.child_words: set[str] = set().union(*self.hh.children.values()) \
+            if self.hh.children else set()
 
-    def name_score(self, hid, payer) -> int:
-        if not isinstance(payer, str) or hid is None:
-            return 0
-        key = (hid, payer)
-        if key not in self.names:
-            self.names[key] = self.hh.name_score(hid, payer)
-        return self.names[key]
+    # -- indexes
+    def reset(self) -> None:
+        """Provisional balances back to what the invoices owe before any payment."""
+        self.owed = list(self.inv.owed)
+        #: balance -> household (None: no household) -> open invoices owing exactly it
+        self.by_owed: dict[int, dict[int | None, set[int]]] = defaultdict(dict)
+        #: household -> its open invoices
+        self.open: dict[int, set[int]] = defaultdict(set)
+        for i, o in enumerate(self.owed):
+            if o > 0:
+                self._add(i, o)
 
-    def hints(self, p, i: int) -> int:
-        """Words of a transfer's free text: the billed month, a child's first name."""
-        words = set(norm(p.invoice_ref).split()) if isinstance(p.invoice_ref, str) else set()
-        if not words:
-            return 0
-        pts = 0
-        months = {MONTHS[w] for w in words if w in MONTHS}
-        if months:
-            pts += 25 if int(self.inv.number[i][4:6]) in months else -5
-        if words & self.hh.children.get(self.inv.household[i], set()):
-            pts += 3
-        return pts
+    def _add(self, i: int, owed: int) -> None:
+        h = self.inv.household[i]
+        self.by_owed[owed].setdefault(h, set()).add(i)
+        if h is not None:
+            self.open[h].add(i)
+
+    def _remove(self, i: int, owed: int) -> None:
+        h = self.inv.household[i]
+        d = self.by_owed[owed]
+        d[h].discard(i)
+        if not d[h]:
+            del d[h]
+        if not d:
+            del self.by_owed[owed]
+        if h is not None:
+            self.open[h].discard(i)
 
     def take(self, i: int, amount: int) -> None:
-        """Provisionally apply ``amount`` to invoice ``i`` (keeps the amount index)."""
+        """Provisionally apply ``amount`` to invoice ``i`` (keeps the indexes)."""
         before = self.owed[i]
         after = max(0, before - amount)
         if before == after:
             return
         if before > 0:
-            self.by_owed[before].remove(i)
+            self._remove(i, before)
         if after > 0:
-            self.by_owed[after].append(i)
+            self._add(i, after)
         self.owed[i] = after
 
-    def candidates(self, p) -> dict[int, tuple[int, str]]:
-        """invoice index -> (reference points, how the invoice was reached)."""
-        inv, out = self.inv, {}
-        tokens = quoted_tokens(p.invoice_ref)
-        for t in tokens:
-            if t in inv.by_number:
-                out[inv.by_number[t]] = (40, "exact_reference")
+    # -- names
+    def fuzzy(self, word: str) -> list[set[int]]:
+        """Household sets of the surnames close to ``word`` (rapidfuzz ratio >= 80)."""
+        got = self._fuzzy.get(word)
+        if got is None:
+            hits = process.extract(word, self.surnames, scorer=fuzz.ratio, score_cutoff=80,
+                                   limit=None)
+            got = [self.hh.index[s] for s, _, _ in hits]
+            self._fuzzy[word] = got
+        return got
+
+    def payer(self, name) -> Payer | None:
+        if not isinstance(name, str):
+            return None
+        got = self._payers.get(name)
+        if got is None:
+            if len(self._payers) >= self.PAYERS_CACHED:
+                self._payers.clear()
+            got = self._payers[name] = Payer(self.hh, name, self.fuzzy)
+        return got
+
+    def name_score(self, hid, payer) -> int:
+        who = self.payer(payer)
+        return 0 if who is None else who.score(hid)
+
+    def quoted(self, tokens: list[str]):
+        """Invoices one typing slip away from the quoted tokens."""
+        inv = self.inv
         for t in tokens:
             near = {inv.by_number[n] for n in neighbours(t) if n in inv.by_number}
             if len(t) == 7:
                 near |= set(inv.by_seq.get(t, ()))
-            for i in near:
-                out.setdefault(i, (30, "mistyped_reference"))
-        codes = _FAMILY.findall((p.invoice_ref or "").upper()) if isinstance(
-            p.invoice_ref, str) else []
-        for c in codes:
-            hid = self.hh.code.get("F" + c)
-            for i in inv.by_household.get(hid, ()):
-                out.setdefault(i, (15, "family_code_amount"))
-        for hid in self.hh.of_payer(p.payer_name):
-            for i in inv.by_household.get(hid, ()):
-                out.setdefault(i, (0, "payer_open_invoice"))
-        amount = int(p.amount_cents)
-        for i in self.by_owed.get(amount, ()):
-            out.setdefault(i, (0, "amount_payer_window"))
-        if not isinstance(p.payer_name, str) and not tokens and amount % 500 == 0:
-            # nobody named, a round sum: also the invoices it may have rounded up
-            for owed in range(amount - 999, amount):
-                for i in self.by_owed.get(owed, ()):
-                    out.setdefault(i, (0, "amount_payer_window"))
-        return out
+            yield from near
 
     def best(self, p) -> tuple[int | None, str | None, int]:
-        cands = self.candidates(p)
-        if not cands:
-            return None, None, 0
-        inv, amount = self.inv, int(p.amount_cents)
+        inv, owed_now, amount = self.inv, self.owed, int(p.amount_cents)
         day = None if pd.isna(p.paid_on) else p.paid_on.toordinal()
-        scored = []
-        for i, (ref, how) in cands.items():
+        who = self.payer(p.payer_name)
+        named = who is not None
+        words = set(norm(p.invoice_ref).split()) if isinstance(p.invoice_ref, str) else set()
+        months = {MONTHS[w] for w in words if w in MONTHS}
+        kids = words & self.child_words
+        hint_max = (25 if months else 0) + (3 if kids else 0)
+        children = self.hh.children
+        scored: list[tuple] = []
+        seen: set[int] = set()
+        top = [-10 ** 9]
+
+        def consider(i: int, ref: int, how: str) -> None:
+            if i in seen:
+                return
+            seen.add(i)
             issued = inv.issued[i]
             if issued is not None and day is not None:
                 age = day - issued
                 if age < -1:
-                    continue  # paid before the invoice existed
+                    return  # paid before the invoice existed
                 late = age > WINDOW_DAYS
             else:
                 age, late = 0, False
-            pts = _amount_points(amount, self.owed[i], inv.amount[i])
+            pts = _amount_points(amount, owed_now[i], inv.amount[i])
             if (ref == 0 and (pts == 0 or late)) or (ref == 15 and pts == 0):
-                continue  # no reference: the amount must fit
-            name = self.name_score(inv.household[i], p.payer_name)
-            if ref == 0 and not isinstance(p.payer_name, str):
+                return  # no reference: the amount must fit
+            h = inv.household[i]
+            name = who.score(h) if named else 0
+            if ref == 0 and not named:
                 # nobody named: only a recent invoice owing exactly the amount
                 if pts not in (20, 10) or age > NAMELESS_DAYS:
-                    continue
+                    return
             elif ref == 0 and (name == 0 or (name == 1 and pts < 20)):
-                continue  # ... and so must the payer
-            score = ref + pts + 5 * name - (10 if late else 0) + self.hints(p, i)
+                return  # ... and so must the payer
+            score = ref + pts + 5 * name - (10 if late else 0)
+            if words:  # a transfer's free text: the billed month, a child's first name
+                if months:
+                    score += 25 if inv.month[i] in months else -5
+                if kids and h in children and kids & children[h]:
+                    score += 3
             if ref == 0:  # reached by the payer's name or by the amount: say which fits
                 how = "amount_payer_window" if pts == 20 else "payer_open_invoice"
             scored.append((score, -max(age, 0), i, how))  # ties: the latest invoice
+            top[0] = max(top[0], score)
+
+        # what the payment quotes: the exact number, one typing slip away (when such a
+        # candidate could still win), the family code
+        tokens = quoted_tokens(p.invoice_ref)
+        for t in tokens:
+            if t in inv.by_number:
+                consider(inv.by_number[t], 40, "exact_reference")
+        if tokens and 30 + 20 + 5 * (who.best if named else 0) + hint_max >= top[0]:
+            for i in self.quoted(tokens):
+                consider(i, 30, "mistyped_reference")
+        if isinstance(p.invoice_ref, str):
+            for c in _FAMILY.findall(p.invoice_ref.upper()):
+                for i in inv.by_household.get(self.hh.code.get("F" + c), ()):
+                    consider(i, 15, "family_code_amount")
+        # open invoices owing exactly the amount (20 points), best name first
+        owing = self.by_owed.get(amount, {})
+        if owing and not named:
+            if 20 + hint_max >= top[0]:
+                for hs in owing.values():
+                    for i in hs:
+                        consider(i, 0, "amount_payer_window")
+        elif owing:
+            groups = ((3, [who.third]), (2, who.exact_sets), (1, who.fuzzy_sets))
+            for n, sets in groups:
+                if 20 + 5 * n + hint_max < top[0]:
+                    break  # no household of this name score or below can win
+                for s in sets:  # walk the smaller side: the name's households or the amount's
+                    hs = s if len(s) <= len(owing) else owing.keys()
+                    other = owing if hs is s else s
+                    for h in hs:
+                        if h in other:
+                            for i in owing[h]:
+                                consider(i, 0, "amount_payer_window")
+        if named:
+            # the payer's households: open invoices, and the invoices of exactly the amount
+            # (paid again); their best possible score is bounded by the name score
+            bound = 10 if amount % 500 == 0 else 8
+            for n, h in who.open_households():
+                if bound + 5 * n + hint_max < top[0]:
+                    break
+                for i in self.open.get(h, ()):
+                    consider(i, 0, "payer_open_invoice")
+                for i in inv.by_full.get((h, amount), ()):
+                    consider(i, 0, "payer_open_invoice")
+        elif not tokens and amount % 500 == 0 and 10 + hint_max >= top[0]:
+            # nobody named, a round sum: also the invoices it may have rounded up
+            for owed in range(amount - 999, amount):
+                for hs in self.by_owed.get(owed, {}).values():
+                    for i in hs:
+                        consider(i, 0, "amount_payer_window")
         if not scored:
             return None, None, 0
         scored.sort(reverse=True)
-        top = scored[0]
-        if len(scored) > 1 and scored[1][0] == top[0] and top[0] < 40 and \
-                inv.household[scored[1][2]] != inv.household[top[2]]:
+        top_ = scored[0]
+        if len(scored) > 1 and scored[1][0] == top_[0] and top_[0] < 40 and \
+                inv.household[scored[1][2]] != inv.household[top_[2]]:
             return None, None, 0  # two households fit as well: leave it to the steward
-        return top[2], top[3], top[0]
+        return top_[2], top_[3], top_[0]
 
 
 def match(td, pay: pd.DataFrame) -> tuple[pd.DataFrame, Invoices]:
