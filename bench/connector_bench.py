@@ -13,7 +13,7 @@ Then each measurement runs in a fresh child process (spawn), so its peak RSS is 
            portal serving the town over HTTPS with a throw-away certificate, in its own
            process; and the JSON Lines export folder;
   drop     SFTPDrop through a real OpenSSH sshd on a loopback port with throw-away keys
-           (bench/sshd.py), listing and reading every file with its sha256 sidecar; and
+           (demo/sshd.py), listing and reading every file with its sha256 sidecar; and
            the local folder.
 
 Chunks, items and files are counted and dropped as they come: what is measured is the
@@ -293,7 +293,7 @@ def _throwaway_cert(d: Path) -> tuple[str, str]:
 
 # ------------------------------------------------------------------- one size
 def bench_size(ctx, households: int, seed: int, only: set[str]) -> dict:
-    from sshd import loopback_sshd
+    from demo.sshd import loopback_sshd
 
     need = {"sqlite"} | {b for b in ("mariadb", "postgresql") if f"legacy-{b}" in only}
     towns, gen = {}, {}
@@ -415,7 +415,6 @@ def main() -> int:
         for n in sizes:
             ensure_town(n, args.seed, args.generate_only)
         return 0
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/sshd.py
     only = set(args.only or CONNECTORS)
     ctx = mp.get_context("spawn")
     results = []

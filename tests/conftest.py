@@ -142,43 +142,32 @@ def town_dir(town_template, tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def sftp_server(tmp_path_factory):
     """A real OpenSSH sshd on a loopback port with throw-away host and user keys."""
-    import getpass
-    import socket
-    import subprocess
-    import time
+    from demo.sshd import SSHDError, loopback_sshd
 
-    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
-    if not Path(sshd).exists():
-        unreachable("OpenSSH server (install openssh-server)", FileNotFoundError(sshd))
-    d = tmp_path_factory.mktemp("sshd")
-    for name in ("host_key", "user_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)],
-                       check=True)
-    (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    Path("/run/sshd").mkdir(parents=True, exist_ok=True)
-    (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\n"
-        f"PidFile {d / 'sshd.pid'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
-        "StrictModes no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n")
-    proc = subprocess.Popen([sshd, "-D", "-f", str(d / "sshd_config"), "-E", str(d / "sshd.log")])
-    for _ in range(50):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        unreachable("sshd on loopback", RuntimeError((d / "sshd.log").read_text()))
-    host_pub = (d / "host_key.pub").read_text().split()
-    (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
     try:
-        yield {"port": port, "user": getpass.getuser(), "key_file": str(d / "user_key"),
-               "known_hosts": str(d / "known_hosts"), "dir": d}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        with loopback_sshd(tmp_path_factory.mktemp("sshd") / "sshd") as server:
+            yield server
+    except SSHDError as exc:
+        unreachable("OpenSSH sshd on loopback", exc)
+
+
+# ------------------------------------------------------------------ Chromium
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium driven by Playwright (no browser download); with CI=true
+    a missing browser is a failure, not a skip."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unreachable("playwright (pip install playwright)", ImportError("playwright"))
+    exe = os.environ.get("GUICHET_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(exe).exists():
+        unreachable(f"Chromium at {exe} (apt-get install chromium)", FileNotFoundError(exe))
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()

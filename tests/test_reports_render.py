@@ -8,12 +8,9 @@ With CI=true a missing browser is a failure, not a skip.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import shutil
 import sqlite3
 from html.parser import HTMLParser
-from pathlib import Path
 
 import openpyxl
 import pandas as pd
@@ -24,9 +21,6 @@ from pipelines.reports.html import render_html, write_html
 from pipelines.reports.model import Chart, Column, Report, Sheet
 from pipelines.reports.xlsx import write_xlsx
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 THIN, NBSP = "\u202f", "\u00a0"
 
 
@@ -235,25 +229,6 @@ def test_empty_chart_says_so_and_bad_chart_is_refused():
 
 
 # ------------------------------------------------------------------ HTML, in Chromium
-def missing(what: str):
-    if IN_CI:
-        pytest.fail(f"{what} (CI=true: a missing browser is a failure)")
-    pytest.skip(what)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("playwright is not installed (pip install playwright)")
-    exe = os.environ.get("GUICHET_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(exe).exists():
-        missing(f"Chromium not found at {exe} (apt-get install chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def test_chromium_draws_the_charts_without_network(browser, tmp_path):

@@ -10,11 +10,9 @@ With CI=true a missing browser is a failure, not a skip.
 from __future__ import annotations
 
 import os
-import shutil
 import urllib.parse
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from connectors.warehouse import make_engine
@@ -23,30 +21,8 @@ from quality.sample import running_server, seed_sample
 
 ROOT = Path(__file__).resolve().parent.parent
 TOWN = "44190"
-IN_CI = os.environ.get("CI", "").lower() == "true"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-def missing(what: str):
-    if IN_CI:
-        pytest.fail(f"{what} (CI=true: a missing browser is a failure)")
-    pytest.skip(what)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("playwright is not installed (pip install playwright)")
-    exe = os.environ.get("GUICHET_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(exe).exists():
-        missing(f"Chromium not found at {exe} (apt-get install chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def shots_dir(tmp_path: Path, backend: str) -> Path:

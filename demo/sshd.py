@@ -1,6 +1,7 @@
-"""A throw-away OpenSSH sshd on a loopback port, for benchmarks (the same set-up as the
-``sftp_server`` fixture of tests/conftest.py): fresh ed25519 host and user keys, key
-authentication only, ``internal-sftp``, and a known_hosts file pinning the host key.
+"""A stand-in of the payment office's SFTP server: a throw-away OpenSSH sshd on a loopback
+port, used by the tests' ``sftp_server`` fixture and by the connector benchmark: fresh
+ed25519 host and user keys, key authentication only, ``internal-sftp``, and a known_hosts
+file pinning the host key.
 
     with loopback_sshd(Path("/tmp/work")) as s:
         SFTPDrop(f"sftp://{s['user']}@127.0.0.1:{s['port']}/srv/drop",
@@ -45,7 +46,7 @@ def loopback_sshd(workdir: Path) -> Iterator[dict]:
         f"PidFile {d / 'sshd.pid'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
         "StrictModes no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n")
-    proc = subprocess.Popen([shutil.which("sshd") or sshd, "-D", "-f", str(d / "sshd_config"),
+    proc = subprocess.Popen([sshd, "-D", "-f", str(d / "sshd_config"),
                              "-E", str(d / "sshd.log")])
     try:
         for _ in range(50):
