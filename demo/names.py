@@ -217,6 +217,33 @@ ACCENT_MAP = str.maketrans(
 )
 
 
+
+# Rarer surnames: a town of 30,000 households holds thousands of surnames, most of them
+# shared by a handful of families (the frequent ones above are a minority). Built, not
+# drawn, so the pool is the same in every process: regional stems and endings.
+_STEMS = ["Ker", "Le Bihan", "Guil", "Mor", "Bou", "Char", "Ber", "Gal", "Tan", "Quin",
+          "Pel", "Cor", "Mar", "Jou", "Lan", "Ros", "Dav", "Bel", "Gour", "Trév", "Hal",
+          "Cadi", "Pri", "Vil", "Bes", "Fav", "Rab", "Mon", "Cha", "Del", "Sav", "Gir",
+          "Pou", "Rig", "Tess", "Lam", "Lag", "Lav", "Mal", "Nog", "Pic", "Sou", "Tou",
+          "Vach", "Bau", "Cou", "Dor", "Gren", "Jac", "Lec", "Mig", "Ren", "Rou", "Ter"]
+_ENDINGS = ["ec", "ard", "eau", "ier", "in", "on", "et", "aud", "ault", "ic", "ou",
+            "elin", "erie", "iot", "ot", "and", "ès", "ay", "ey", "our", "ant", "ais",
+            "esse", "ouet", "ignon", "ouarn", "adec", "aden", "ennec", "illard"]
+_MIDDLES = ["", "an", "en", "il", "or", "ar", "ou", "el"]
+RARE_SURNAMES = sorted({stem + mid + end if " " in stem else (stem + mid + end).title()
+                        for stem in _STEMS for mid in _MIDDLES for end in _ENDINGS}
+                       - set(SURNAMES))
+#: share of surnames drawn from the frequent list (the rest from the rare pool); in
+#: France the few hundred most frequent surnames are borne by well under half the people
+FREQUENT_SHARE = 0.3
+
+
+def surname(rng) -> str:
+    """A surname: a frequent one (30 %), else one of the rare pool."""
+    if rng.random() < FREQUENT_SHARE:
+        return rng.choice(SURNAMES)
+    return rng.choice(RARE_SURNAMES)
+
 def strip_accents(s: str) -> str:
     return s.translate(ACCENT_MAP)
 

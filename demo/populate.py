@@ -26,9 +26,9 @@ from .names import (
     SCHOOLS,
     STREETS,
     STREETS_ELSEWHERE,
-    SURNAMES,
     mojibake,
     strip_accents,
+    surname,
 )
 from .timeline import ONE_DAY, legacy_ts, ymd
 from .world import (
@@ -216,10 +216,10 @@ class PopulateMixin:
         st = self.st
         rng = self.rng
         hh_id = len(st.hh) + 1
-        sf = rng.choice(SURNAMES)
-        sm = rng.choice(SURNAMES)
+        sf = surname(rng)
+        sm = surname(rng)
         while sm == sf:
-            sm = rng.choice(SURNAMES)
+            sm = surname(rng)
         # children (youngest first), born 2008 to a few months before ``when``
         k = rng.choices([1, 2, 3, 4, 5], [36, 40, 17, 6, 1])[0]
         lo = date(when.year - 15, 1, 1)
@@ -327,7 +327,7 @@ class PopulateMixin:
             if rng.random() < 0.2:
                 pdate = father_birth + timedelta(days=rng.randint(-1500, 2500))
                 pfirst = self.first_name("F", "adult")
-                plast = rng.choice(SURNAMES)
+                plast = surname(rng)
                 partner = self.new_person(pfirst, plast, plast, pdate, "F", False, mobile(rng),
                                           email_for(rng, pfirst, plast, pdate.year), created)
                 others.append(partner)
@@ -632,7 +632,7 @@ class PopulateMixin:
         for _ in range(n):
             sex = rng.choice("MF")
             first = self.first_name(sex, "adult" if rng.random() < 0.7 else "senior")
-            last = rng.choice(SURNAMES)
+            last = surname(rng)
             created = self.between(lo, hi)
             acc_id = f"acc-{st.next_id('account'):06d}"
             street, _ = rng.choice(STREETS)

@@ -89,21 +89,26 @@ def unseeable(truth: list[dict]) -> tuple[set, set]:
     return pays, invoices
 
 
-def truth_sets(truth: list[dict]) -> dict[str, set]:
-    """Rule id -> the entity-id tuples its flags should carry."""
+def truth_sets(truth: list[dict], ignored: dict[str, set] | None = None) -> dict[str, set]:
+    """Rule id -> the entity-id tuples its flags should carry. ``ignored`` (when given)
+    receives, per rule, the keys of defects the data cannot show: they count neither as
+    expected nor, when a rule flags them anyway, as extra."""
     rules = {r.name: r for r in all_rules().values() if r.truth_key}
     out: dict[str, set] = {r.id: set() for r in rules.values()}
     bad_pays, bad_invoices = unseeable(truth)
     for rec in truth:
         if rec.get("kind") != "defect" or rec.get("class") not in rules:
             continue
-        if rules[rec["class"]].family == "payments" and (
-                rec.get("payment_id") in bad_pays or rec.get("invoice_number") in bad_invoices):
-            continue
         r = rules[rec["class"]]
         key = r.truth_key(rec)
-        if key is not None:
-            out[r.id].add(_key(key))
+        if key is None:
+            continue
+        if r.family == "payments" and (
+                rec.get("payment_id") in bad_pays or rec.get("invoice_number") in bad_invoices):
+            if ignored is not None:
+                ignored.setdefault(r.id, set()).add(_key(key))
+            continue
+        out[r.id].add(_key(key))
     return out
 
 
@@ -132,8 +137,10 @@ def found_from_flags(conn: sa.Connection, town: str) -> dict[str, set]:
 
 def class_scores(truth: list[dict], found: dict[str, set]) -> dict[str, Score]:
     rules = all_rules()
-    expected = truth_sets(truth)
-    return {rules[rid].name: score(expected[rid], found.get(rid, set()))
+    ignored: dict[str, set] = {}
+    expected = truth_sets(truth, ignored)
+    return {rules[rid].name: score(expected[rid],
+                                   found.get(rid, set()) - ignored.get(rid, set()))
             for rid in sorted(expected)}
 
 
