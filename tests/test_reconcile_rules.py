@@ -283,3 +283,23 @@ def test_findings_frames_have_the_flag_contract():
     assert {"attendance_id", "message", "severity", "suggestion", "evidence"} <= set(f.columns)
     assert isinstance(f.loc[0, "evidence"], dict)
     assert pd.notna(f.loc[0, "message"])
+
+
+def test_cancellation_applied_to_one_of_two_bookings_of_the_same_day_is_applied():
+    enrol = [{"enrolment_id": 100, "household_id": 1, "person_id": 10, "activity_id": 5,
+              "start_on": "2025-09-01", "end_on": None, "state": "V"},
+             {"enrolment_id": 101, "household_id": 1, "person_id": 10, "activity_id": 5,
+              "start_on": "2026-01-01", "end_on": None, "state": "V"}]
+    td = world(enrolment=enrol,
+               portal_booking=[book("c1", "2026-03-10", "cancel", "2026-03-05 09:00")],
+               reservation=[resa(1, "2026-03-10", state="ANNUL", enrolment=100,
+                                 cancelled_at="2026-03-05 09:00:00"),
+                            resa(2, "2026-03-10", enrolment=101)])
+    assert bookings.cancellation_not_applied(td).empty
+    # an older cancellation of the other row does not count
+    td = world(enrolment=enrol,
+               portal_booking=[book("c1", "2026-03-10", "cancel", "2026-03-05 09:00")],
+               reservation=[resa(1, "2026-03-10", state="ANNUL", enrolment=100,
+                                 cancelled_at="2026-02-01 09:00:00"),
+                            resa(2, "2026-03-10", enrolment=101)])
+    assert ids(bookings.cancellation_not_applied(td), "booking_id") == ["c1"]

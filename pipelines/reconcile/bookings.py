@@ -123,6 +123,14 @@ def cancellation_not_applied(td: TownData) -> pd.DataFrame:
     last = days.portal_last_actions(td)
     cancels = _settled(td, last[last["action"] == "cancel"])
     r = days.reservations(td)
+    # applied when a reservation of that child, activity and day was cancelled at or after
+    # the portal's action (a child booked twice, on two enrolments, keeps the other one)
+    done = r.loc[(r["state"] == "ANNUL") & r["cancelled_at"].notna(),
+                 [*days.DAY_KEY, "cancelled_at"]].merge(
+        cancels[[*days.DAY_KEY, "made_at"]], on=days.DAY_KEY)
+    done = done[done["cancelled_at"] >= done["made_at"] - pd.Timedelta(minutes=1)]
+    cancels = days.mark(cancels, done, "applied")
+    cancels = cancels[~cancels["applied"]]
     still = r.loc[r["state"] == "RESA", [*days.DAY_KEY, "reservation_id"]]
     m = cancels.merge(still.drop_duplicates(days.DAY_KEY), on=days.DAY_KEY, how="inner")
     m = _with_enrolled(td, m)

@@ -107,6 +107,8 @@ def truth_sets(truth: list[dict], ignored: dict[str, set] | None = None) -> dict
                 rec.get("payment_id") in bad_pays or rec.get("invoice_number") in bad_invoices):
             if ignored is not None:
                 ignored.setdefault(r.id, set()).add(_key(key))
+                if rec.get("portal_id"):  # the portal's record of a quarantined line
+                    ignored[r.id].add(_key(("portal:" + rec["portal_id"],)))
             continue
         out[r.id].add(_key(key))
     return out
