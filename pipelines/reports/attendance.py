@@ -92,10 +92,6 @@ def attendance_day(booked: pd.DataFrame, checked: pd.DataFrame,
 
 # ================================================================== report
 
-def _c(name, header, kind, definition) -> Column:
-    return Column(name, header, kind, definition)
-
-
 def rates(df: pd.DataFrame) -> pd.DataFrame:
     """Rates of summed counts (occupancy on the activity-days whose capacity is known)."""
     df = df.copy()
@@ -125,35 +121,36 @@ def aggregate(day: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def count_columns() -> list[Column]:
     return [
-        _c("booked", "Réservés", "int", "Réservations actives (RESA) du logiciel métier."),
-        _c("present", "Présents", "int", "Pointages « présent » (P)."),
-        _c("excused", "Absences excusées", "int", "Pointages « absent excusé » (AJ)."),
-        _c("unexcused", "Absences non excusées", "int", "Pointages « absent non excusé » (AI)."),
-        _c("present_without_booking", "Présents sans réservation", "int",
-           "Pointages « présent » sans réservation active ce jour-là pour cette inscription."),
-        _c("cancelled_bookings", "Annulations", "int", "Réservations annulées (ANNUL)."),
-        _c("capacity_total", "Places offertes", "int", "Capacité de l'activité (places par "
-           "jour) × jours d'ouverture (jours avec au moins une réservation ou un pointage)."),
-        _c("occupancy", "Taux d'occupation", "pct", "Réservés / places offertes (jours dont "
-           "la capacité est connue)."),
-        _c("no_show_rate", "Taux d'absence non excusée", "pct",
-           "Absences non excusées / réservés."),
-        _c("attendance_rate", "Taux de présence", "pct", "Présents / réservés (les présents "
-           "sans réservation comptent : le taux peut dépasser 100 %)."),
-        _c("share_portal", "Part réservée en ligne", "pct",
-           "Réservations faites sur le portail (origine PORTAIL) / réservés."),
-        _c("share_desk", "Part réservée au guichet", "pct",
-           "Réservations saisies au guichet (origine GUICHET) / réservés."),
-        _c("share_standing", "Part des réservations permanentes", "pct",
-           "Réservations issues d'un planning permanent (origine AUTO) / réservés."),
+        Column("booked", "Réservés", "int", "Réservations actives (RESA) du logiciel métier."),
+        Column("present", "Présents", "int", "Pointages « présent » (P)."),
+        Column("excused", "Absences excusées", "int", "Pointages « absent excusé » (AJ)."),
+        Column("unexcused", "Absences non excusées", "int",
+               "Pointages « absent non excusé » (AI)."),
+        Column("present_without_booking", "Présents sans réservation", "int",
+               "Pointages « présent » sans réservation active ce jour-là pour cette inscription."),
+        Column("cancelled_bookings", "Annulations", "int", "Réservations annulées (ANNUL)."),
+        Column("capacity_total", "Places offertes", "int", "Capacité de l'activité (places par "
+               "jour) × jours d'ouverture (jours avec au moins une réservation ou un pointage)."),
+        Column("occupancy", "Taux d'occupation", "pct", "Réservés / places offertes (jours dont "
+               "la capacité est connue)."),
+        Column("no_show_rate", "Taux d'absence non excusée", "pct",
+               "Absences non excusées / réservés."),
+        Column("attendance_rate", "Taux de présence", "pct", "Présents / réservés (les présents "
+               "sans réservation comptent : le taux peut dépasser 100 %)."),
+        Column("share_portal", "Part réservée en ligne", "pct",
+               "Réservations faites sur le portail (origine PORTAIL) / réservés."),
+        Column("share_desk", "Part réservée au guichet", "pct",
+               "Réservations saisies au guichet (origine GUICHET) / réservés."),
+        Column("share_standing", "Part des réservations permanentes", "pct",
+               "Réservations issues d'un planning permanent (origine AUTO) / réservés."),
     ]
 
 
 SERVICE_COLS = [
-    _c("service", "Service", "text", "Code du service (RESTO, PERI, ALSH, MULTI, EMM...)."),
-    _c("service_label", "Libellé du service", "text", "Nom du service."),
+    Column("service", "Service", "text", "Code du service (RESTO, PERI, ALSH, MULTI, EMM...)."),
+    Column("service_label", "Libellé du service", "text", "Nom du service."),
 ]
-SITE_COL = _c("site", "Site", "text", "Lieu de l'activité (école, centre).")
+SITE_COL = Column("site", "Site", "text", "Lieu de l'activité (école, centre).")
 
 
 def build(engine: sa.Engine, town: str, start: str, end: str) -> Report:
@@ -169,18 +166,18 @@ def build(engine: sa.Engine, town: str, start: str, end: str) -> Report:
     cc = count_columns()
     sheets = [
         Sheet("Synthèse par service", "Réservations et présences par service sur la période",
-              [*SERVICE_COLS, _c("days_open", "Activités-jours", "int", "Nombre de couples "
-                                 "(activité, jour) ouverts."), *cc], by_service),
+              [*SERVICE_COLS, Column("days_open", "Activités-jours", "int", "Nombre de couples "
+                                     "(activité, jour) ouverts."), *cc], by_service),
         Sheet("Par service et mois", "Réservations et présences par service et par mois",
-              [*SERVICE_COLS, _c("month", "Mois", "month", "Mois."), *cc], by_month),
+              [*SERVICE_COLS, Column("month", "Mois", "month", "Mois."), *cc], by_month),
         Sheet("Par service et semaine", "Réservations et présences par service et semaine ISO",
-              [*SERVICE_COLS, _c("week", "Semaine", "week", "Semaine ISO (lundi à dimanche)."),
+              [*SERVICE_COLS, Column("week", "Semaine", "week", "Semaine ISO (lundi à dimanche)."),
                *cc], svc_week),
         Sheet("Par site et semaine", "Réservations et présences par site et semaine ISO",
-              [*SERVICE_COLS, SITE_COL, _c("week", "Semaine", "week",
+              [*SERVICE_COLS, SITE_COL, Column("week", "Semaine", "week",
                                             "Semaine ISO (lundi à dimanche)."), *cc], by_week),
         Sheet("Par site et jour", "Réservations et présences par site et par jour",
-              [*SERVICE_COLS, SITE_COL, _c("day", "Jour", "date", "Jour d'activité."), *cc],
+              [*SERVICE_COLS, SITE_COL, Column("day", "Jour", "date", "Jour d'activité."), *cc],
               by_day),
     ]
     charts = [

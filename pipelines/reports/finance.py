@@ -309,10 +309,6 @@ def verify_town(engine: sa.Engine, town: str) -> dict:
 
 # ================================================================== the report
 
-def _c(name, header, kind, definition) -> Column:
-    return Column(name, header, kind, definition)
-
-
 def build(engine: sa.Engine, town: str, start: str, end: str) -> Report:
     """The finance report of the months ``start``..``end`` (billed months for invoices,
     payment months for receipts and rejects, reconciliation nights in those months)."""
@@ -351,29 +347,29 @@ MONEY_COLS = ["invoices", "invoiced_cents", "cancelled_cents", "collected_cents"
 
 
 def _month_col() -> Column:
-    return _c("month", "Mois facturé", "month", "Mois de la période facturée (les "
-              "consommations de ce mois, facturées au début du mois suivant).")
+    return Column("month", "Mois facturé", "month", "Mois de la période facturée (les "
+                  "consommations de ce mois, facturées au début du mois suivant).")
 
 
 def _money_columns() -> list[Column]:
     return [
-        _c("invoices", "Factures", "int", "Nombre de factures de la période ; une facture "
-           "portant sur plusieurs services est comptée une fois, dans son service principal "
-           "(la plus grande part de ses lignes)."),
-        _c("invoiced_cents", "Facturé", "cents", "Montant total des factures émises "
-           "(montant de l'en-tête), annulées comprises, réparti entre services au prorata "
-           "des lignes."),
-        _c("cancelled_cents", "Annulé", "cents", "Ce que les factures annulées (état A) ne "
-           "doivent plus : montant moins ce qui leur avait été affecté."),
-        _c("invoiced_net_cents", "Facturé net", "cents", "Facturé moins annulé."),
-        _c("collected_cents", "Encaissé", "cents", "Paiements affectés aux factures de la "
-           "période, quel que soit le mois du paiement (somme des canaux)."),
-        _c("outstanding_cents", "Restant dû", "cents", "Ce que les factures non annulées "
-           "doivent encore au jour de référence : montant moins encaissé."),
-        _c("collection_rate", "Taux de recouvrement", "pct", "Encaissé / facturé net."),
-        _c("lines_cents", "Total des lignes", "cents", "Somme des lignes des factures ; "
-           "diffère du facturé quand un en-tête ne correspond pas à ses lignes "
-           "(anomalie signalée aux référents)."),
+        Column("invoices", "Factures", "int", "Nombre de factures de la période ; une facture "
+               "portant sur plusieurs services est comptée une fois, dans son service principal "
+               "(la plus grande part de ses lignes)."),
+        Column("invoiced_cents", "Facturé", "cents", "Montant total des factures émises "
+               "(montant de l'en-tête), annulées comprises, réparti entre services au prorata "
+               "des lignes."),
+        Column("cancelled_cents", "Annulé", "cents", "Ce que les factures annulées (état A) ne "
+               "doivent plus : montant moins ce qui leur avait été affecté."),
+        Column("invoiced_net_cents", "Facturé net", "cents", "Facturé moins annulé."),
+        Column("collected_cents", "Encaissé", "cents", "Paiements affectés aux factures de la "
+               "période, quel que soit le mois du paiement (somme des canaux)."),
+        Column("outstanding_cents", "Restant dû", "cents", "Ce que les factures non annulées "
+               "doivent encore au jour de référence : montant moins encaissé."),
+        Column("collection_rate", "Taux de recouvrement", "pct", "Encaissé / facturé net."),
+        Column("lines_cents", "Total des lignes", "cents", "Somme des lignes des factures ; "
+               "diffère du facturé quand un en-tête ne correspond pas à ses lignes "
+               "(anomalie signalée aux référents)."),
     ]
 
 
@@ -390,10 +386,10 @@ def summary_sheet(fm, ms, ref) -> Sheet:
 def service_sheet(fm) -> Sheet:
     g = _net(fm.groupby(["month", "service"], as_index=False)[MONEY_COLS].sum())
     g.insert(2, "service_label", g["service"].map(SERVICE_FR).fillna(g["service"]))
-    cols = [_month_col(), _c("service", "Service", "text", "Code du service de la ligne "
+    cols = [_month_col(), Column("service", "Service", "text", "Code du service de la ligne "
             "facturée (activité de l'inscription) ; AUTRE : facture sans ligne ou activité "
-            "inconnue."), _c("service_label", "Libellé du service", "text",
-                             "Nom du service."), *_money_columns()]
+            "inconnue."), Column("service_label", "Libellé du service", "text",
+                                 "Nom du service."), *_money_columns()]
     return Sheet("Par service", "Facturé, encaissé et restant dû par mois et par service",
                  cols, g)
 
@@ -402,11 +398,11 @@ def channel_sheet(fm) -> Sheet:
     cc = [f"collected_{c}_cents" for c in CHANNELS]
     g = fm.groupby("month", as_index=False)[cc + ["collected_cents"]].sum()
     cols = [_month_col()] + [
-        _c(f"collected_{c}_cents", CHANNEL_FR[c].capitalize(), "cents",
-           f"Montant affecté aux factures du mois payé par {CHANNEL_FR[c]}"
-           + (" (paiement absent de l'entrepôt ; normalement nul)." if c == "other" else "."))
-        for c in CHANNELS] + [_c("collected_cents", "Total encaissé", "cents",
-                                 "Somme des canaux (vérifiée).")]
+        Column(f"collected_{c}_cents", CHANNEL_FR[c].capitalize(), "cents",
+               f"Montant affecté aux factures du mois payé par {CHANNEL_FR[c]}"
+               + (" (paiement absent de l'entrepôt ; normalement nul)." if c == "other" else "."))
+        for c in CHANNELS] + [Column("collected_cents", "Total encaissé", "cents",
+                                     "Somme des canaux (vérifiée).")]
     return Sheet("Encaissé par canal", "Encaissements par canal de paiement, par mois facturé",
                  cols, g)
 
@@ -421,12 +417,12 @@ def ageing_sheet(fm, ms, ref) -> Sheet:
             "overdue_31_60": "échéance dépassée de 31 à 60 jours",
             "overdue_61_90": "échéance dépassée de 61 à 90 jours",
             "overdue_over_90": "échéance dépassée de plus de 90 jours"}
-    cols = [_month_col(), _c("outstanding_cents", "Restant dû", "cents",
-                             "Ce que les factures du mois doivent encore.")] + [
-        _c(f"{b}_cents", BUCKET_FR[b], "cents", f"Restant dû des factures dont l'{defs[b]}"
-           if b != "not_due" else f"Restant dû des factures {defs[b]}.") for b in BUCKETS] + [
-        _c("treasury_outstanding_cents", "Dont transmis au Trésor", "cents",
-           "Part du restant dû des factures transmises au comptable public (état T).")]
+    cols = [_month_col(), Column("outstanding_cents", "Restant dû", "cents",
+                                 "Ce que les factures du mois doivent encore.")] + [
+        Column(f"{b}_cents", BUCKET_FR[b], "cents", f"Restant dû des factures dont l'{defs[b]}"
+               if b != "not_due" else f"Restant dû des factures {defs[b]}.") for b in BUCKETS] + [
+        Column("treasury_outstanding_cents", "Dont transmis au Trésor", "cents",
+               "Part du restant dû des factures transmises au comptable public (état T).")]
     return Sheet("Impayés par ancienneté", f"Restant dû par ancienneté au {day}", cols, g)
 
 
@@ -435,11 +431,11 @@ def treasury_sheet(fm, ms) -> Sheet:
                              "treasury_outstanding_cents"]].sum()
     g = g.reindex(ms, fill_value=0).rename_axis("month").reset_index()
     cols = [_month_col(),
-            _c("treasury_invoices", "Factures transmises", "int", "Factures du mois "
-               "transmises au comptable public pour recouvrement (état T)."),
-            _c("treasury_cents", "Montant transmis", "cents", "Montant de ces factures."),
-            _c("treasury_outstanding_cents", "Encore dû", "cents",
-               "Ce que ces factures doivent encore au jour de référence.")]
+            Column("treasury_invoices", "Factures transmises", "int", "Factures du mois "
+                   "transmises au comptable public pour recouvrement (état T)."),
+            Column("treasury_cents", "Montant transmis", "cents", "Montant de ces factures."),
+            Column("treasury_outstanding_cents", "Encore dû", "cents",
+                   "Ce que ces factures doivent encore au jour de référence.")]
     return Sheet("Transmis au Trésor", "Factures transmises au Trésor public pour recouvrement",
                  cols, g)
 
@@ -448,26 +444,26 @@ def receipts_sheet(rm) -> Sheet:
     g = rm.copy()
     g["channel_label"] = g["channel"].map(CHANNEL_FR).fillna(g["channel"])
     g = g.sort_values(["month", "channel"]).reset_index(drop=True)
-    cols = [_c("month", "Mois du paiement", "month", "Mois où le paiement a été fait "
-               "(encaissement, date de valeur du virement, date du compte rendu de "
-               "prélèvement)."),
-            _c("channel_label", "Canal", "text", "Canal de paiement."),
-            _c("payments_received", "Paiements reçus", "int", "Paiements qui ont apporté de "
-               "l'argent (paiements carte réussis, reçus de caisse, prélèvements acceptés, "
-               "virements reçus)."),
-            _c("received_cents", "Reçu", "cents", "Montant reçu."),
-            _c("allocated_cents", "Affecté", "cents", "Part affectée à des factures."),
-            _c("unallocated_cents", "Non affecté", "cents", "Part affectée à aucune facture : "
-               "trop-perçus, doubles paiements, paiements non identifiés (reçu = affecté + "
-               "non affecté)."),
-            _c("payments_unallocated", "Paiements non affectés", "int",
-               "Paiements dont une part n'est affectée à aucune facture."),
-            _c("rejected_debits", "Prélèvements rejetés", "int", "Prélèvements rejetés par "
-               "la banque (aucun argent reçu)."),
-            _c("rejected_debit_cents", "Montant rejeté", "cents",
-               "Montant des prélèvements rejetés."),
-            _c("failed_card_attempts", "Paiements carte échoués", "int",
-               "Tentatives de paiement en ligne refusées ou abandonnées.")]
+    cols = [Column("month", "Mois du paiement", "month", "Mois où le paiement a été fait "
+                   "(encaissement, date de valeur du virement, date du compte rendu de "
+                   "prélèvement)."),
+            Column("channel_label", "Canal", "text", "Canal de paiement."),
+            Column("payments_received", "Paiements reçus", "int", "Paiements qui ont apporté de "
+                   "l'argent (paiements carte réussis, reçus de caisse, prélèvements acceptés, "
+                   "virements reçus)."),
+            Column("received_cents", "Reçu", "cents", "Montant reçu."),
+            Column("allocated_cents", "Affecté", "cents", "Part affectée à des factures."),
+            Column("unallocated_cents", "Non affecté", "cents", "Part affectée à aucune facture : "
+                   "trop-perçus, doubles paiements, paiements non identifiés (reçu = affecté + "
+                   "non affecté)."),
+            Column("payments_unallocated", "Paiements non affectés", "int",
+                   "Paiements dont une part n'est affectée à aucune facture."),
+            Column("rejected_debits", "Prélèvements rejetés", "int", "Prélèvements rejetés par "
+                   "la banque (aucun argent reçu)."),
+            Column("rejected_debit_cents", "Montant rejeté", "cents",
+                   "Montant des prélèvements rejetés."),
+            Column("failed_card_attempts", "Paiements carte échoués", "int",
+                   "Tentatives de paiement en ligne refusées ou abandonnées.")]
     return Sheet("Trésorerie par mois", "Argent reçu par mois de paiement et par canal",
                  cols, g)
 
@@ -475,11 +471,11 @@ def receipts_sheet(rm) -> Sheet:
 def rejects_sheet(dr) -> Sheet:
     g = dr.sort_values(["month", "reject_reason"]).reset_index(drop=True)
     g["reason_label"] = g["reject_reason"].map(REJECT_FR).fillna("autre motif")
-    cols = [_c("month", "Mois", "month", "Mois du compte rendu de la banque."),
-            _c("reject_reason", "Code motif", "text", "Code motif SEPA du rejet."),
-            _c("reason_label", "Motif", "text", "Signification du code."),
-            _c("payments", "Rejets", "int", "Nombre de prélèvements rejetés."),
-            _c("amount_cents", "Montant", "cents", "Montant rejeté (la facture reste due).")]
+    cols = [Column("month", "Mois", "month", "Mois du compte rendu de la banque."),
+            Column("reject_reason", "Code motif", "text", "Code motif SEPA du rejet."),
+            Column("reason_label", "Motif", "text", "Signification du code."),
+            Column("payments", "Rejets", "int", "Nombre de prélèvements rejetés."),
+            Column("amount_cents", "Montant", "cents", "Montant rejeté (la facture reste due).")]
     return Sheet("Rejets de prélèvement", "Prélèvements rejetés par motif", cols, g)
 
 
@@ -500,15 +496,15 @@ def nights_sheet(engine: sa.Engine, town: str, ms: list[str]) -> Sheet:
     for c in ("received_cents", "allocated_cents", "unallocated_cents", "open_flags"):
         runs[c] = pd.to_numeric(runs[c]).fillna(0).astype("int64")
     runs["rate"] = ratio(runs["allocated_cents"], runs["received_cents"])
-    cols = [_c("day", "Nuit du", "date", "Jour du rapprochement (heure de Paris) ; le dernier "
-               "de la journée quand il y en a eu plusieurs."),
-            _c("received_cents", "Reçu", "cents", "Argent reçu connu de l'entrepôt ce "
-               "jour-là (cumul depuis le début des données)."),
-            _c("allocated_cents", "Affecté", "cents", "Part affectée à des factures."),
-            _c("unallocated_cents", "Non affecté", "cents", "Part non affectée."),
-            _c("rate", "Taux de rapprochement", "pct", "Affecté / reçu."),
-            _c("open_flags", "Anomalies ouvertes", "int",
-               "Anomalies du rapprochement ouvertes après la nuit.")]
+    cols = [Column("day", "Nuit du", "date", "Jour du rapprochement (heure de Paris) ; le dernier "
+                   "de la journée quand il y en a eu plusieurs."),
+            Column("received_cents", "Reçu", "cents", "Argent reçu connu de l'entrepôt ce "
+                   "jour-là (cumul depuis le début des données)."),
+            Column("allocated_cents", "Affecté", "cents", "Part affectée à des factures."),
+            Column("unallocated_cents", "Non affecté", "cents", "Part non affectée."),
+            Column("rate", "Taux de rapprochement", "pct", "Affecté / reçu."),
+            Column("open_flags", "Anomalies ouvertes", "int",
+                   "Anomalies du rapprochement ouvertes après la nuit.")]
     return Sheet("Rapprochement par nuit", "Taux de rapprochement de chaque nuit",
                  cols, runs.reset_index(drop=True),
                  None if len(runs) else "Aucun rapprochement enregistré sur la période.")

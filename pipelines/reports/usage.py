@@ -78,10 +78,6 @@ def requests(req: pd.DataFrame, now: pd.Timestamp, ref_day, sla: dict) -> pd.Dat
 
 # ================================================================== report
 
-def _c(name, header, kind, definition) -> Column:
-    return Column(name, header, kind, definition)
-
-
 def logins_sheet(weeks: pd.DataFrame) -> Sheet:
     w = weeks.pivot_table(index=["week", "week_start"], columns="space", values="logins",
                           aggfunc="sum", fill_value=0)
@@ -93,15 +89,15 @@ def logins_sheet(weeks: pd.DataFrame) -> Sheet:
     w["days_reported"] = w["week"].map(days).fillna(0).astype("int64")
     w["total"] = w[list(SPACE_FR)].sum(axis=1)
     w = w.sort_values("week_start").reset_index(drop=True)
-    cols = [_c("week", "Semaine", "week", "Semaine ISO (lundi à dimanche)."),
-            _c("week_start", "Lundi", "date", "Premier jour de la semaine."),
-            *[_c(s, f"Connexions {lbl[7:]}", "int",
-                 f"Connexions à l'{lbl.lower()} du portail dans la semaine.")
+    cols = [Column("week", "Semaine", "week", "Semaine ISO (lundi à dimanche)."),
+            Column("week_start", "Lundi", "date", "Premier jour de la semaine."),
+            *[Column(s, f"Connexions {lbl[7:]}", "int",
+                     f"Connexions à l'{lbl.lower()} du portail dans la semaine.")
               for s, lbl in SPACE_FR.items()],
-            _c("total", "Total des connexions", "int", "Somme des trois espaces."),
-            _c("days_reported", "Jours comptés", "int", "Jours de la semaine pour lesquels le "
-               "portail a transmis un comptage (7 = semaine complète ; moins en début ou fin "
-               "de période).")]
+            Column("total", "Total des connexions", "int", "Somme des trois espaces."),
+            Column("days_reported", "Jours comptés", "int", "Jours de la semaine pour lesquels le "
+                   "portail a transmis un comptage (7 = semaine complète ; moins en début ou fin "
+                   "de période).")]
     return Sheet("Connexions par semaine", "Connexions au portail par semaine et par espace",
                  cols, w)
 
@@ -131,22 +127,22 @@ def procedures_sheet(submitted: pd.DataFrame, decided: pd.DataFrame) -> Sheet:
     for c in [*states, "submitted", "decided", "beyond_sla", "sla_days"]:
         out[c] = out[c].fillna(0).astype("int64")
     out = out.rename_axis("procedure").reset_index().sort_values("procedure")
-    cols = [_c("procedure", "Démarche", "text", "Code de la démarche en ligne."),
-            _c("submitted", "Demandes déposées", "int", "Demandes déposées sur la période."),
-            *[_c(s, f"Dont {STATE_FR[s]}", "int", f"Demandes déposées sur la période, "
-                 f"aujourd'hui {STATE_FR[s]}.") for s in states],
-            _c("decided", "Décidées sur la période", "int", "Demandes décidées (acceptées, "
-               "refusées ou classées) sur la période, quelle que soit leur date de dépôt."),
-            _c("median_days", "Délai médian (jours)", "days", "Médiane du délai entre dépôt "
-               "et décision des demandes décidées sur la période."),
-            _c("p90_days", "Délai 90e centile (jours)", "days", "Délai sous lequel sont "
-               "décidées 90 % des demandes décidées sur la période."),
-            _c("sla_days", "Délai d'engagement (jours)", "int",
-               "Délai de traitement auquel la ville s'engage pour cette démarche."),
-            _c("beyond_sla", "Hors délai", "int", "Demandes déposées sur la période décidées "
-               "après le délai d'engagement, ou encore en attente au-delà au jour de "
-               "référence."),
-            _c("beyond_sla_share", "Part hors délai", "pct", "Hors délai / déposées.")]
+    cols = [Column("procedure", "Démarche", "text", "Code de la démarche en ligne."),
+            Column("submitted", "Demandes déposées", "int", "Demandes déposées sur la période."),
+            *[Column(s, f"Dont {STATE_FR[s]}", "int", f"Demandes déposées sur la période, "
+                     f"aujourd'hui {STATE_FR[s]}.") for s in states],
+            Column("decided", "Décidées sur la période", "int", "Demandes décidées (acceptées, "
+                   "refusées ou classées) sur la période, quelle que soit leur date de dépôt."),
+            Column("median_days", "Délai médian (jours)", "days", "Médiane du délai entre dépôt "
+                   "et décision des demandes décidées sur la période."),
+            Column("p90_days", "Délai 90e centile (jours)", "days", "Délai sous lequel sont "
+                   "décidées 90 % des demandes décidées sur la période."),
+            Column("sla_days", "Délai d'engagement (jours)", "int",
+                   "Délai de traitement auquel la ville s'engage pour cette démarche."),
+            Column("beyond_sla", "Hors délai", "int", "Demandes déposées sur la période décidées "
+                   "après le délai d'engagement, ou encore en attente au-delà au jour de "
+                   "référence."),
+            Column("beyond_sla_share", "Part hors délai", "pct", "Hors délai / déposées.")]
     return Sheet("Démarches", "Demandes en ligne par démarche, état et délai", cols,
                  out.reset_index(drop=True))
 
@@ -162,16 +158,16 @@ def monthly_sheet(submitted: pd.DataFrame, decided: pd.DataFrame, ms: list[str])
     for c in ("submitted", "decided", "beyond_sla"):
         out[c] = out[c].fillna(0).astype("int64")
     out = out.rename_axis("month").reset_index()
-    cols = [_c("month", "Mois", "month", "Mois (du dépôt pour les demandes déposées et hors "
-               "délai, de la décision pour les délais)."),
-            _c("submitted", "Demandes déposées", "int", "Demandes déposées dans le mois."),
-            _c("decided", "Demandes décidées", "int", "Demandes décidées dans le mois."),
-            _c("median_days", "Délai médian (jours)", "days", "Médiane du délai de traitement "
-               "des demandes décidées dans le mois."),
-            _c("p90_days", "Délai 90e centile (jours)", "days",
-               "90e centile du même délai."),
-            _c("beyond_sla", "Hors délai", "int",
-               "Demandes déposées dans le mois traitées (ou en attente) au-delà du délai.")]
+    cols = [Column("month", "Mois", "month", "Mois (du dépôt pour les demandes déposées et hors "
+                   "délai, de la décision pour les délais)."),
+            Column("submitted", "Demandes déposées", "int", "Demandes déposées dans le mois."),
+            Column("decided", "Demandes décidées", "int", "Demandes décidées dans le mois."),
+            Column("median_days", "Délai médian (jours)", "days", "Médiane du délai de traitement "
+                   "des demandes décidées dans le mois."),
+            Column("p90_days", "Délai 90e centile (jours)", "days",
+                   "90e centile du même délai."),
+            Column("beyond_sla", "Hors délai", "int",
+                   "Demandes déposées dans le mois traitées (ou en attente) au-delà du délai.")]
     return Sheet("Démarches par mois", "Demandes déposées et décidées par mois", cols, out)
 
 
