@@ -46,7 +46,6 @@ class Built:
 def build_marts(engine: sa.Engine, town: str, *, service_levels: dict | None = None) -> Built:
     """Compute every mart of the town and replace its rows, in one transaction."""
     td = TownData(engine, town)
-    td.as_of = reference_instant(engine, town)
     if service_levels:
         td.memo["service_levels"] = dict(service_levels)
     out = Built(reference_day=reference_day(td))
@@ -78,22 +77,6 @@ def replace_town_rows(conn: sa.Connection, name: str, town: str, df: pd.DataFram
 
 
 # ------------------------------------------------------------------ reference day
-
-def reference_instant(engine: sa.Engine, town: str) -> pd.Timestamp:
-    """The reconciliation's "now" (``TownData.now``: the freshest portal activity, capped
-    at the clock), by SQL ``MAX`` rather than by reading the big portal tables."""
-    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
-    seen = []
-    with engine.connect() as conn:
-        for name in ("portal_booking", "procedure_request", "portal_account", "document"):
-            v = conn.execute(sa.text(f"SELECT MAX(source_updated_at) FROM {name} "
-                                     "WHERE town = :t AND deleted_run_id IS NULL"),
-                             {"t": town}).scalar()
-            if v is not None:
-                ts = pd.Timestamp(v)
-                seen.append(ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts)
-    return min([now, max(seen)]) if seen else now
-
 
 def reference_day(td: TownData) -> dt.date:
     """The reference instant's calendar day in Europe/Paris."""
