@@ -5,13 +5,11 @@ treasury files, updated ground truth and ``town.json``). See docs/simulated-town
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from .legacy_writer import LegacySink
-from .sim import STATE_FILE, Engine, load_state
+from .sim import STATE_FILE, load_state, running
 
 
 def advance_town(out: Path, *, days: int = 1,
@@ -31,24 +29,8 @@ def advance_town(out: Path, *, days: int = 1,
         from .generate import default_legacy_url
 
         st.legacy_url = default_legacy_url(out)
-    eng = Engine(st, out, progress, fresh=False)
-    eng.legacy = LegacySink(st.legacy_url)
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # see generate.py
-    try:
+    with running(st, out, progress, fresh=False) as eng:
         st.run_started_at = st.now
         start = st.now.date() + timedelta(days=1)
-        for i in range(days):
-            eng.run_window(start + timedelta(days=i))
-            st.windows += 1
-            if progress is not None:
-                progress("simulating days", i + 1, days)
+        eng.run_windows((start + timedelta(days=i) for i in range(days)), days)
         return eng.finish_run()
-    except BaseException:
-        eng.portal.abort()
-        raise
-    finally:
-        eng.truth.close()
-        eng.legacy.close()
-        if gc_was_enabled:
-            gc.enable()

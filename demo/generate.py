@@ -9,14 +9,13 @@ See docs/simulated-town.md.
 
 from __future__ import annotations
 
-import gc
 import shutil
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
-from .legacy_writer import LegacySink, ensure_database
-from .sim import Engine
+from .legacy_writer import ensure_database
+from .sim import running
 from .timeline import ONE_DAY, window_end
 from .world import INITIAL_COUNTERS, State
 
@@ -63,11 +62,7 @@ def generate_town(out: Path, *, households: int = 3000, seed: int = 0, town: str
     st.sim_start = SIM_START
     st.run_started_at = HISTORY_START
 
-    eng = Engine(st, out, progress, fresh=True)
-    eng.legacy = LegacySink(url)
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # millions of long-lived small objects, no cycles: ~15 % faster
-    try:
+    with running(st, out, progress, fresh=True) as eng:
         eng.legacy.recreate_tables()
         eng.init_banks()
         eng.populate(st.households)
@@ -78,22 +73,6 @@ def generate_town(out: Path, *, households: int = 3000, seed: int = 0, town: str
             {t: st.counters[k] - INITIAL_COUNTERS[k] for t, k in eng.MALFORMED_TABLES.items()},
             datetime(2025, 5, 1, 8, 0), datetime(2025, 8, 17, 18, 0))
         n = (END - SIM_START).days + 1
-        d = SIM_START
-        i = 0
-        while d <= END:
-            eng.run_window(d)
-            st.windows += 1
-            i += 1
-            if progress is not None:
-                progress("simulating days", i, n)
-            d += ONE_DAY
+        eng.run_windows((SIM_START + i * ONE_DAY for i in range(n)), n)
         st.now = window_end(END)
         return eng.finish_run()
-    except BaseException:
-        eng.portal.abort()
-        raise
-    finally:
-        eng.truth.close()
-        eng.legacy.close()
-        if gc_was_enabled:
-            gc.enable()

@@ -19,10 +19,12 @@ The subsystems live in mixins (``populate``, ``bookings``, ``billing``, ``money`
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import pickle
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -44,6 +46,27 @@ STATE_FILE = Path(".sim") / "state.pickle"
 ENROLMENT_PROCS = frozenset(ENROLMENT_PROCEDURES.values())
 
 Progress = Callable[[str, int, int], None] | None
+
+
+@contextlib.contextmanager
+def running(st: State, out: Path, progress: Progress, *, fresh: bool) -> Iterator[Engine]:
+    """An engine writing to the town's legacy database; on failure the portal files are
+    left as they were; the sinks are closed whatever happens. The garbage collector is
+    off meanwhile: millions of long-lived small objects, no cycles (~15 % faster)."""
+    eng = Engine(st, out, progress, fresh=fresh)
+    eng.legacy = LegacySink(st.legacy_url)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield eng
+    except BaseException:
+        eng.portal.abort()
+        raise
+    finally:
+        eng.truth.close()
+        eng.legacy.close()
+        if gc_was_enabled:
+            gc.enable()
 
 
 class Engine(PopulateMixin, BookingMixin, BillingMixin, MoneyMixin, AdminMixin):
@@ -225,6 +248,14 @@ class Engine(PopulateMixin, BookingMixin, BillingMixin, MoneyMixin, AdminMixin):
                     self.emit_resv(r)
 
     # ------------------------------------------------------------------ the loop
+    def run_windows(self, days: Iterable[date], total: int) -> None:
+        """Simulate the windows of ``days`` in order, reporting progress."""
+        for i, d in enumerate(days, 1):
+            self.run_window(d)
+            self.st.windows += 1
+            if self.progress is not None:
+                self.progress("simulating days", i, total)
+
     def run_window(self, d: date) -> None:
         st = self.st
         self.rng = random.Random(f"{st.seed}|{d.isoformat()}")
