@@ -612,11 +612,7 @@ class AdminMixin:
             fam.maj = legacy_ts(ts)
             st.mark("FAMILLE", fam.id)
         if rng.random() < 0.7:
-            for acc in fam.accounts:
-                rec = st.portal["accounts"][acc]
-                if rec["status"] == "active" and rec["legacy_family_code"] is not None:
-                    t = ts + timedelta(days=rng.randint(0, 20), hours=rng.randint(0, 5))
-                    st.push(t, "account_edit", (acc, {"address": dict(fam.true_addr)}))
+            self.edit_linked_accounts(fam, ts, 20, lambda: {"address": dict(fam.true_addr)})
 
     def new_phone(self, fam, ts: datetime) -> None:
         st = self.st
@@ -637,12 +633,18 @@ class AdminMixin:
             fam.maj = legacy_ts(ts)
             st.mark("FAMILLE", fam.id)
         if rng.random() < 0.7:
-            for acc in fam.accounts:
-                rec = st.portal["accounts"][acc]
-                if rec["status"] == "active" and rec["legacy_family_code"] is not None:
-                    t = ts + timedelta(days=rng.randint(0, 10), hours=rng.randint(0, 5))
-                    st.push(t, "account_edit", (acc, {"phone": format_phone(
-                        p.phone_digits, rng.choice([0, 1, 4]))}))
+            self.edit_linked_accounts(fam, ts, 10, lambda: {"phone": format_phone(
+                p.phone_digits, rng.choice([0, 1, 4]))})
+
+    def edit_linked_accounts(self, fam, ts: datetime, within_days: int, change) -> None:
+        """The family also updates its active linked portal accounts, within some days;
+        ``change()`` gives each account's new values."""
+        st, rng = self.st, self.rng
+        for acc in fam.accounts:
+            rec = st.portal["accounts"][acc]
+            if rec["status"] == "active" and rec["legacy_family_code"] is not None:
+                t = ts + timedelta(days=rng.randint(0, within_days), hours=rng.randint(0, 5))
+                st.push(t, "account_edit", (acc, change()))
 
     def new_titular(self, fam, ts: datetime) -> None:
         """The other responsible adult becomes the payer (RATTACHEMENT.TITULAIRE)."""
