@@ -10,6 +10,7 @@ import math
 import pandas as pd
 import sqlalchemy as sa
 
+from pipelines.loading import read_current
 from schemas.tables import BY_NAME, pandas_dtypes, table
 
 # Columns shown beside the failing value, so a steward recognises the record.
@@ -70,14 +71,7 @@ def _as_date(v):
 def read_table(conn: sa.Connection, town: str, name: str,
                columns: list[str] | None = None) -> pd.DataFrame:
     """The town's current rows of a core table (purged rows left out), typed."""
-    spec = BY_NAME[name]
-    t = table(name)
-    cols = columns or [c for c in spec.data_columns if c != "town"]
-    stmt = sa.select(*[t.c[c] for c in cols]).where(t.c.town == town)
-    if spec.layer == "core":
-        stmt = stmt.where(t.c.deleted_run_id.is_(None))
-    rows = [tuple(r) for r in conn.execute(stmt)]  # plain tuples: pandas is slow on Rows
-    return typed(pd.DataFrame.from_records(rows, columns=cols), name)
+    return typed(read_current(conn, town, name, columns), name)
 
 
 def parent_values(conn: sa.Connection, town: str, name: str, column: str) -> list:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import sqlalchemy as sa
 
-from pipelines.loading import read_frame
+from pipelines.loading import read_current
 from schemas.fields import FIELDS
 from schemas.tables import BY_NAME
 
@@ -53,34 +53,6 @@ class TownData:
 
 #: tables whose freshest change says how recent the town's data is
 ACTIVITY_TABLES = ("portal_booking", "procedure_request", "portal_account", "document")
-
-
-def read_current(conn: sa.Connection, town: str, name: str) -> pd.DataFrame:
-    """The town's live rows of a core table, straight from the DBAPI cursor and typed
-    column by column (millions of rows: no per-row Python conversion)."""
-    spec = BY_NAME[name]
-    cols = [c for c in spec.data_columns if c != "town"]
-    sql = f"SELECT {', '.join(cols)} FROM {name} WHERE town = ?"
-    if spec.layer == "core":
-        sql += " AND deleted_run_id IS NULL"
-    df = read_frame(conn, sql, [town])
-    if df.empty:
-        return empty(name)
-    for c in cols:
-        kind = FIELDS[c].type
-        if kind == "integer":
-            df[c] = pd.to_numeric(df[c]).astype("Int64")
-        elif kind in ("date", "datetime"):
-            first = df[c].dropna().head(1).tolist()
-            df[c] = pd.to_datetime(df[c], errors="coerce", format="ISO8601") \
-                if first and isinstance(first[0], str) else pd.to_datetime(df[c], errors="coerce")
-            if getattr(df[c].dt, "tz", None) is not None:
-                df[c] = df[c].dt.tz_convert("UTC").dt.tz_localize(None)
-        elif kind == "boolean":
-            df[c] = df[c].map(lambda v: None if v is None else bool(v)).astype("boolean")
-        else:
-            df[c] = df[c].astype("string")
-    return df
 
 
 def as_datetimes(df: pd.DataFrame, name: str) -> pd.DataFrame:
