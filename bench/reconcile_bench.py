@@ -103,12 +103,13 @@ def report(r: dict) -> None:
           f"identity resolution {s.get('identity', 0):.1f} s, allocation "
           f"{s.get('allocation', 0):.1f} s, rules {rules:.1f} s, writes {s.get('write', 0):.1f} s")
     print(f"  peak RSS {r['peak_rss_mb']:.0f} MiB (after the sync step: {r['rss_before_mb']:.0f})")
-    print(f"  {'class':40s} {'truth':>6} {'found':>6} {'prec.':>7} {'recall':>7}")
+    print(f"  {'class':40s} {'truth':>6} {'found':>6} {'prec.':>7} {'recall':>7} "
+          f"{'unseen':>6}")
     for k, c in r["classes"].items():
         mark = "" if c["truth"] == 0 or (c["precision"] >= 0.99 and c["recall"] >= 0.97) \
             else "  < target"
         print(f"  {k:40s} {c['truth']:6d} {c['found']:6d} {c['precision']:7.4f} "
-              f"{c['recall']:7.4f}{mark}")
+              f"{c['recall']:7.4f} {c['not_counted']:6d}{mark}")
     for k, c in r["links"].items():
         print(f"  {'link ' + k:40s} {c['truth']:6d} {c['found']:6d} {c['precision']:7.4f} "
               f"{c['recall']:7.4f}")

@@ -213,6 +213,12 @@ class MoneyMixin:
         # money actually kept by the payment office: nothing for a failed card attempt or
         # a rejected direct debit (credited with its collection, then debited back)
         received = 0 if case in ("attempt", "rejected") else amount
+        if case in ("normal", "double") and channel != "direct_debit":
+            # of two full payments of one invoice, the double is the one that found it
+            # already paid, whichever was planned second (a card payment given up is paid
+            # at the desk days later, maybe after the second payment)
+            case = "double" if applied == 0 and inv.etat != "A" and inv.applied > 0 \
+                else "normal"
         rec = {"kind": "payment", "payment_id": pid, "channel": channel,
                "at": iso_local(ts), "amount_cents": amount, "received_cents": received,
                "invoice_number": inv.num, "family_id": inv.fam, "applied_cents": applied,
@@ -325,7 +331,7 @@ class MoneyMixin:
         applied, _ = self.apply(inv, amount)
         pid = f"CAISSE-{recu}"
         rec = self.payment_record(pid, "caisse", inv, amount, applied, case, rc, quoted, ts,
-                                  mode=mode, receipt=recu)
+                                  mode=mode, receipt=recu, payer_named=bool(payer))
         row = {"recu": recu, "date": ts.date(), "mode": mode, "montant_centimes": amount,
                "num_facture": quoted, "payeur": payer, "num_cheque": num_cheque}
         st.caisse_day.setdefault(ts.date(), []).append((ts, row, rec))

@@ -101,13 +101,16 @@ def cmd_evaluate(args) -> int:
         return 1 if failed else 0
     print(f"Town {town}: reconciliation against {args.truth}")
     print(f"{'class':42s} {'truth':>6} {'found':>6} {'hits':>6} {'prec.':>7} {'recall':>7} "
-          f"{'F1':>7}")
+          f"{'F1':>7} {'unseen':>6}")
     for k, s in classes.items():
         print(f"{k:42s} {s.truth:6d} {s.found:6d} {s.hits:6d} {s.precision:7.4f} "
-              f"{s.recall:7.4f} {s.f1:7.4f}")
+              f"{s.recall:7.4f} {s.f1:7.4f} {s.not_counted:6d}")
     for k, s in identity.items():
         print(f"{'link: ' + k:42s} {s.truth:6d} {s.found:6d} {s.hits:6d} {s.precision:7.4f} "
               f"{s.recall:7.4f} {s.f1:7.4f}")
+    if any(s.not_counted for s in classes.values()):
+        print("unseen: defects no data can show (a quarantined treasury line, a desk receipt "
+              "naming nobody and quoting nothing), counted neither way")
     print(f"allocations: {money['right_cents']} of {money['expected_cents']} cents to the right "
           f"invoice (recall {money['cent_recall']:.4f}, precision "
           f"{money['cent_precision']:.4f}); {money['pairs_exact']} of "

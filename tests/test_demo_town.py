@@ -466,6 +466,12 @@ def test_payments_truth_points_at_the_exact_source_lines(town):
             assert p["received_cents"] == p["amount_cents"]
     for num, cents in applied.items():
         assert cents <= amounts[num]
+    # the double is the payment that found its invoice paid, whichever was planned second
+    for p in pays:
+        if p["case"] == "double":
+            assert p["applied_cents"] == 0 and applied[p["invoice_number"]] > 0
+    desk = [p for p in pays if p["channel"] == "caisse"]
+    assert all(isinstance(p["payer_named"], bool) for p in desk)
     cases = collections.Counter(p["case"] for p in pays)
     assert cases["normal"] > cases["partial"] > 0
 

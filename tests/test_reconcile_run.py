@@ -108,3 +108,44 @@ def test_evaluate_command_prints_scores_and_fails_under_a_threshold(reconciled, 
     assert "FAIL" in capsys.readouterr().err
     assert main(["evaluate", "--town", "44190", "--warehouse-url", url,
                  "--truth", str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_evaluation_leaves_out_what_no_data_can_show():
+    """A desk receipt naming nobody and quoting nothing cannot be tied to an invoice: the
+    case defects resting on it (its own, and the double payment of its invoice) are
+    counted neither as expected nor as extra; a quarantined line likewise."""
+    def pay(pid, invoice, **kw):
+        return {"kind": "payment", "payment_id": pid, "invoice_number": invoice,
+                "channel": "caisse", "received_cents": 1000, "reference_case": "exact",
+                "payer_named": True, **kw}
+
+    def defect(cls, pid, invoice):
+        return {"kind": "defect", "class": cls, "payment_id": pid, "invoice_number": invoice}
+
+    truth = [
+        pay("CAISSE-2026-000001", "I1", reference_case="none", payer_named=False),
+        pay("CAISSE-2026-000002", "I1"),  # the double: its invoice's other receipt is blind
+        pay("CAISSE-2026-000003", "I2"),
+        pay("CAISSE-2026-000004", "I2"),  # a double anyone can see
+        pay("CAISSE-2026-000005", "I3", reference_case="none", payer_named=False),
+        pay("CAISSE-2026-000006", "I4", reference_case="none"),  # named: seeable
+        pay("CAISSE-2026-000007", "I5", source_malformed=True),
+        defect("payment_double", "CAISSE-2026-000002", "I1"),
+        defect("payment_double", "CAISSE-2026-000004", "I2"),
+        defect("payment_overpayment", "CAISSE-2026-000005", "I3"),
+        defect("payment_no_reference", "CAISSE-2026-000005", "I3"),
+        defect("payment_overpayment", "CAISSE-2026-000006", "I4"),
+        defect("payment_partial", "CAISSE-2026-000007", "I5"),
+    ]
+    found = {"rec.payments.payment_double": {("caisse:2026-000002",), ("caisse:2026-000004",)},
+             "rec.payments.payment_overpayment": {("caisse:2026-000005",)},
+             "rec.payments.payment_partial": {("caisse:2026-000007",)}}
+    s = evaluate.class_scores(truth, found)
+    assert (s["payment_double"].truth, s["payment_double"].hits,
+            s["payment_double"].found, s["payment_double"].not_counted) == (1, 1, 1, 1)
+    assert (s["payment_overpayment"].truth, s["payment_overpayment"].found,
+            s["payment_overpayment"].not_counted) == (1, 0, 1)
+    assert s["payment_overpayment"].recall == 0.0  # the named one was missed
+    assert s["payment_no_reference"].truth == 1  # a blind receipt does lack its reference
+    assert (s["payment_partial"].truth, s["payment_partial"].found,
+            s["payment_partial"].not_counted) == (0, 0, 1)

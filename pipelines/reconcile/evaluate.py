@@ -29,6 +29,8 @@ class Score:
     hits: int
     missed: list = field(default_factory=list)  # a few examples
     extra: list = field(default_factory=list)
+    #: defects of the class no data can show (quarantined lines, blind receipts)
+    not_counted: int = 0
 
     @property
     def precision(self) -> float:
@@ -46,7 +48,8 @@ class Score:
     def as_dict(self) -> dict:
         return {"truth": self.truth, "found": self.found, "hits": self.hits,
                 "precision": round(self.precision, 4), "recall": round(self.recall, 4),
-                "f1": round(self.f1, 4), "missed_examples": self.missed[:5],
+                "f1": round(self.f1, 4), "not_counted": self.not_counted,
+                "missed_examples": self.missed[:5],
                 "extra_examples": self.extra[:5]}
 
 
@@ -89,13 +92,33 @@ def unseeable(truth: list[dict]) -> tuple[set, set]:
     return pays, invoices
 
 
-def truth_sets(truth: list[dict], ignored: dict[str, set] | None = None) -> dict[str, set]:
+#: defect classes that say what a payment did to its invoice
+CASE_CLASSES = ("payment_partial", "payment_overpayment", "payment_double")
+
+
+def blind(truth: list[dict]) -> tuple[set, set]:
+    """Desk receipts that name nobody and quote no reference, and the invoices they paid.
+
+    Nothing in such a receipt ties it to an invoice; when several recent invoices are of
+    its amount (nearly always), no data can tell which one it paid, so neither whether it
+    was partial, an overpayment or a second payment, nor whether the other payment of
+    its invoice was the double one. Those case defects are not counted."""
+    pays = {r["payment_id"] for r in truth if r.get("kind") == "payment"
+            and r.get("payer_named") is False and r.get("reference_case") == "none"}
+    invoices = {r["invoice_number"] for r in truth if r.get("kind") == "payment"
+                and r["payment_id"] in pays and r.get("received_cents")}
+    return pays, invoices
+
+
+def truth_sets(truth: list[dict], ignored: dict[str, set] | None = None,
+               unseen: dict[str, int] | None = None) -> dict[str, set]:
     """Rule id -> the entity-id tuples its flags should carry. ``ignored`` (when given)
     receives, per rule, the keys of defects the data cannot show: they count neither as
-    expected nor, when a rule flags them anyway, as extra."""
+    expected nor, when a rule flags them anyway, as extra; ``unseen`` their number."""
     rules = {r.name: r for r in all_rules().values() if r.truth_key}
     out: dict[str, set] = {r.id: set() for r in rules.values()}
     bad_pays, bad_invoices = unseeable(truth)
+    blind_pays, blind_invoices = blind(truth)
     for rec in truth:
         if rec.get("kind") != "defect" or rec.get("class") not in rules:
             continue
@@ -104,7 +127,12 @@ def truth_sets(truth: list[dict], ignored: dict[str, set] | None = None) -> dict
         if key is None:
             continue
         if r.family == "payments" and (
-                rec.get("payment_id") in bad_pays or rec.get("invoice_number") in bad_invoices):
+                rec.get("payment_id") in bad_pays or rec.get("invoice_number") in bad_invoices
+                or (rec["class"] in CASE_CLASSES and rec.get("payment_id") in blind_pays)
+                or (rec["class"] == "payment_double"
+                    and rec.get("invoice_number") in blind_invoices)):
+            if unseen is not None:
+                unseen[r.id] = unseen.get(r.id, 0) + 1
             if ignored is not None:
                 ignored.setdefault(r.id, set()).add(_key(key))
                 if rec.get("portal_id"):  # the portal's record of a quarantined line
@@ -140,10 +168,14 @@ def found_from_flags(conn: sa.Connection, town: str) -> dict[str, set]:
 def class_scores(truth: list[dict], found: dict[str, set]) -> dict[str, Score]:
     rules = all_rules()
     ignored: dict[str, set] = {}
-    expected = truth_sets(truth, ignored)
-    return {rules[rid].name: score(expected[rid],
-                                   found.get(rid, set()) - ignored.get(rid, set()))
-            for rid in sorted(expected)}
+    unseen: dict[str, int] = {}
+    expected = truth_sets(truth, ignored, unseen)
+    out = {}
+    for rid in sorted(expected):
+        s = out[rules[rid].name] = score(expected[rid],
+                                         found.get(rid, set()) - ignored.get(rid, set()))
+        s.not_counted = unseen.get(rid, 0)
+    return out
 
 
 def identity_scores(truth: list[dict], crosswalk: pd.DataFrame) -> dict[str, Score]:
