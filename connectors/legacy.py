@@ -6,7 +6,10 @@ or any SQLAlchemy URL (``mssql+pyodbc://``, ``mysql+pyodbc://``,
 ``postgresql://``, ``sqlite:///``), whose DBAPI connection is used directly.
 Queries are plain parameterised SQL on unquoted names, so they work whatever the
 engine folded names to; column names come back upper-cased. Results stream in
-chunks. The session is made read-only wherever the database allows it.
+chunks: through a server-side cursor where the driver has one, and in pages ordered
+by primary key (keyset pagination, inside one consistent snapshot) where the driver
+holds a whole result in memory (MariaDB Connector/ODBC before 3.1.17 ignores
+``NO_CACHE``). The session is made read-only wherever the database allows it.
 """
 
 from __future__ import annotations
@@ -80,6 +83,8 @@ class LegacyDatabase:
         self._raw = None
         self._conn = None
         self._driver_read_only = False
+        #: the driver buffers whole results: read big tables page by page
+        self.paged = False
         self.backend = ""
         self.paramstyle = "qmark"
         self._names: dict[str, str] = {}
@@ -101,6 +106,7 @@ class LegacyDatabase:
             self.backend = _backend_of(self._conn.getinfo(pyodbc.SQL_DBMS_NAME))
             self._driver_read_only = "readonly=1" in connstr.lower().replace(" ", "")
             self.paramstyle = "qmark"
+            self.paged = self.backend == "mysql"
         else:
             u = sa.engine.make_url(self.url)
             if u.drivername.startswith("sqlite") and u.database and u.database != ":memory:":
@@ -198,14 +204,56 @@ class LegacyDatabase:
         finally:
             cur.close()
 
-    def read(self, name: str, since: str | None = None) -> Iterator[pd.DataFrame]:
-        """Rows changed since the DATE_MAJ text ``since`` (all rows when None)."""
-        t = self.table_name(name)
-        if since is None:
-            yield from self._stream(f"SELECT * FROM {t}")
+    def _pages(self, select: str, where: str, params: tuple,
+               key_columns: tuple[str, ...]) -> Iterator[pd.DataFrame]:
+        """``select ... where`` in pages of ``chunk_rows`` ordered by the primary key, each
+        page starting after the last key of the one before (never OFFSET), all in one
+        consistent snapshot so that a row moved between pages is neither missed nor
+        read twice."""
+        keys = [c for c in key_columns if _NAME.match(c)]
+        order = ", ".join(keys)
+        m = self._mark()
+        cur = self._conn.cursor()
+        cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        try:
+            last: tuple | None = None
+            while True:
+                conds, args = ([where], list(params)) if where else ([], [])
+                if last is not None:  # (k1, k2) > (v1, v2), spelt out for every engine
+                    ors = []
+                    for i, k in enumerate(keys):
+                        ors.append("(" + " AND ".join(
+                            [f"{keys[j]} = {m}" for j in range(i)] + [f"{k} > {m}"]) + ")")
+                        args += [*last[:i], last[i]]
+                    conds.append("(" + " OR ".join(ors) + ")")
+                sql = (f"{select}{' WHERE ' + ' AND '.join(conds) if conds else ''} "
+                       f"ORDER BY {order} LIMIT {int(self.chunk_rows)}")
+                n = 0
+                for frame in self._stream(sql, tuple(args)):
+                    n += len(frame)
+                    last = tuple(frame.iloc[-1][[k.upper() for k in keys]])
+                    yield frame
+                if n < self.chunk_rows:
+                    return
+        finally:
+            cur.execute("COMMIT")
+            cur.close()
+
+    def _select(self, select: str, where: str, params: tuple,
+                key_columns: tuple[str, ...] | None) -> Iterator[pd.DataFrame]:
+        if self.paged and key_columns:
+            yield from self._pages(select, where, params, key_columns)
         else:
-            yield from self._stream(f"SELECT * FROM {t} WHERE DATE_MAJ >= {self._mark()}",
-                                    (since,))
+            yield from self._stream(f"{select} WHERE {where}" if where else select, params)
+
+    def read(self, name: str, since: str | None = None,
+             key_columns: tuple[str, ...] | None = None) -> Iterator[pd.DataFrame]:
+        """Rows changed since the DATE_MAJ text ``since`` (all rows when None).
+        ``key_columns`` (the primary key) lets a buffering driver read page by page."""
+        t = self.table_name(name)
+        where = "" if since is None else f"DATE_MAJ >= {self._mark()}"
+        yield from self._select(f"SELECT * FROM {t}", where, () if since is None else (since,),
+                                key_columns)
 
     def read_where_in(self, name: str, column: str, values: list) -> Iterator[pd.DataFrame]:
         """Rows whose ``column`` is one of ``values`` (chunked IN lists)."""
@@ -218,10 +266,12 @@ class LegacyDatabase:
             yield from self._stream(f"SELECT * FROM {t} WHERE {column} IN ({marks})", part)
 
     def keys(self, name: str, key_columns: tuple[str, ...]) -> pd.DataFrame:
-        """Every primary key present now: how purges are noticed."""
+        """Every primary key present now: how purges are noticed. The legacy keys are
+        integers: kept as int64 columns (8 bytes a key, not a Python object each)."""
         t = self.table_name(name)
-        cols = ", ".join(c for c in key_columns if _NAME.match(c))
-        frames = list(self._stream(f"SELECT {cols} FROM {t}"))
-        if not frames:
-            return pd.DataFrame(columns=[c.upper() for c in key_columns])
-        return pd.concat(frames, ignore_index=True)
+        cols = [c.upper() for c in key_columns if _NAME.match(c)]
+        parts = [frame.astype("int64") for frame in
+                 self._select(f"SELECT {', '.join(cols)} FROM {t}", "", (), tuple(cols))]
+        if not parts:
+            return pd.DataFrame({c: pd.Series([], dtype="int64") for c in cols})
+        return pd.concat(parts, ignore_index=True)

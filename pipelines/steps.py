@@ -84,9 +84,9 @@ def extract_legacy(town: Town, entity: str, invoices: Extracted | None = None) -
     try:
         wm = loading.get_watermark(town.engine, town.code, LEGACY, entity)
         if spec.has_date_maj:
-            frames = list(db.read(entity, overlap_start(wm)))
+            frames = list(db.read(entity, overlap_start(wm), spec.primary_key))
         elif wm is None or invoices is None:
-            frames = list(db.read(entity))  # first load: every line
+            frames = list(db.read(entity, key_columns=spec.primary_key))  # first load
         else:  # LIGNE_FACTURE has no DATE_MAJ: re-read the lines of invoices that moved
             ids = sorted({int(v) for v in invoices.frame["ID_FACTURE"].dropna()})
             frames = list(db.read_where_in(entity, "ID_FACTURE", ids))

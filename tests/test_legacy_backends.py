@@ -112,3 +112,35 @@ def test_reads_stream_in_bounded_chunks(town_dir):
     sizes = [len(f) for f in db.read("RESERVATION")]
     db.dispose()
     assert len(sizes) > 2 and max(sizes) == 500
+
+
+def test_a_buffering_driver_reads_page_by_page_without_loss_or_repeat(legacy_server):
+    """MariaDB's ODBC driver holds a whole result: the connector reads it in keyset pages
+    (primary-key order, one snapshot). Every row once, as the SQLAlchemy read gives them;
+    a composite key (RATTACHEMENT) and an incremental read (DATE_MAJ) included. The same holds
+    through PostgreSQL's ODBC driver, which streams."""
+    ref = LegacyDatabase(legacy_server["url"])
+    db = LegacyDatabase(legacy_server["odbc"], chunk_rows=7)
+    # psqlODBC streams through a declared cursor (UseDeclareFetch): no pages needed
+    assert db.paged == (legacy_server["kind"] == "mariadb") and not ref.paged
+    try:
+        for table, key in (("RESERVATION", ("ID_RESERVATION",)),
+                           ("RATTACHEMENT", ("ID_FAMILLE", "ID_INDIVIDU"))):
+            want = sorted(tuple(r) for f in ref.read(table) for r in f.itertuples(index=False))
+            pages = list(db.read(table, key_columns=key))
+            assert max(len(p) for p in pages) == 7 and len(pages) > 3
+            got = sorted(tuple(r) for p in pages for r in p.itertuples(index=False))
+            assert got == want
+            keys = db.keys(table, key)
+            assert all(str(t) == "int64" for t in keys.dtypes)
+            assert len(keys) == len(want) and not keys.duplicated().any()
+        dates = sorted(str(v) for f in ref.read("RESERVATION") for v in f["DATE_MAJ"])
+        since = dates[len(dates) // 2]
+        want = sorted(tuple(r) for f in ref.read("RESERVATION", since)
+                      for r in f.itertuples(index=False))
+        got = sorted(tuple(r) for f in db.read("RESERVATION", since, ("ID_RESERVATION",))
+                     for r in f.itertuples(index=False))
+        assert got == want and 0 < len(got) < len(dates)
+    finally:
+        db.dispose()
+        ref.dispose()
