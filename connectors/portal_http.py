@@ -5,7 +5,7 @@ token, cursor pagination, ``Retry-After`` on 429/503, exponential back-off with
 a cap and a total deadline, connect and read timeouts; https:// only (plain http:// is
 refused except on the loopback, for tests), certificates always verified.
 Items repeated by the server (at a page boundary or a replayed page) are
-yielded once.
+yielded once, in bounded memory (``Repeats``).
 """
 
 from __future__ import annotations
@@ -14,18 +14,55 @@ import datetime as dt
 import hashlib
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import requests
 
-from connectors.portal import RawItem
+from connectors.portal import RawItem, instant_key
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class PortalError(Exception):
     pass
+
+
+class Repeats:
+    """Which items the server has already sent, without keeping one digest per item.
+
+    Items come ordered by ``(updated_at, id)`` (SOURCES.md), ``updated_at`` compared as an
+    instant. Kept: the digests of the items at the latest instant sent (a repeat at the
+    boundary of ``updated_since`` or of a page) and of the last ``window`` items (a page
+    sent again). An earlier item outside both was, by the spec's order, sent before; it is
+    yielded all the same and counted in ``out_of_order``: a duplicate goes to quarantine
+    as superseded, where a wrong guess would lose an item for good. Memory is bounded by
+    ``window`` plus the largest group of items sharing one instant."""
+
+    def __init__(self, window: int):
+        self.window = window
+        self.recent: OrderedDict[str, None] = OrderedDict()
+        self.latest: dt.datetime | None = None
+        self.at_latest: set[str] = set()
+        self.out_of_order = 0
+
+    def first_time(self, digest: str, instant: dt.datetime | None) -> bool:
+        """True (and remembered) the first time an item is seen; False for a repeat."""
+        if digest in self.recent or (instant is not None and instant == self.latest
+                                     and digest in self.at_latest):
+            return False
+        self.recent[digest] = None
+        if len(self.recent) > self.window:
+            self.recent.popitem(last=False)
+        if instant is not None:
+            if self.latest is None or instant > self.latest:
+                self.latest, self.at_latest = instant, {digest}
+            elif instant == self.latest:
+                self.at_latest.add(digest)
+            else:
+                self.out_of_order += 1
+        return True
 
 
 class PortalAPI:
@@ -92,7 +129,7 @@ class PortalAPI:
         url = f"{self.base}/api/v1/{collection}"
         started = time.monotonic()
         cursor = None
-        seen: set[str] = set()
+        self.repeats = seen = Repeats(4 * self.page_size)
         n = 0
         while True:
             params = {"limit": self.page_size}
@@ -104,9 +141,8 @@ class PortalAPI:
             for item in page["items"]:
                 payload = json.dumps(item, ensure_ascii=False, sort_keys=True)
                 digest = hashlib.sha256(payload.encode()).hexdigest()
-                if digest in seen:
+                if not seen.first_time(digest, instant_key(item)):
                     continue  # the server repeated it
-                seen.add(digest)
                 n += 1
                 yield RawItem(n, payload, item if isinstance(item, dict) else None)
             cursor = page.get("next_cursor")

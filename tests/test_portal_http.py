@@ -32,6 +32,31 @@ def test_every_item_once_whatever_the_faults(town_dir):
         got = list(api.items("bookings", None))
         assert {"429", "503", "drop", "repeat"} <= set(srv.faults.log)
     assert _ids(got) == expected  # nothing lost, nothing duplicated
+    # the repeats were told apart in bounded memory: a window of pages, not every item
+    assert len(api.repeats.recent) == 4 * 40 < len(expected)
+    assert api.repeats.out_of_order == 0
+
+
+def test_repeats_are_told_apart_in_bounded_memory():
+    """Items in (updated_at, id) order: a repeat within the window or at the latest
+    instant is dropped; an earlier item outside the window is kept (counted), never lost;
+    instants are compared as instants whatever their offset."""
+    from connectors.portal_http import Repeats
+
+    def t(minute, offset="+00:00"):
+        return dt.datetime.fromisoformat(f"2026-03-01T10:{minute:02d}:00{offset}")
+
+    r = Repeats(window=3)
+    assert all(r.first_time(f"d{k}", t(k)) for k in range(10))
+    assert not r.first_time("d9", t(9)) and not r.first_time("d8", t(8))  # in the window
+    assert len(r.recent) == 3
+    assert r.first_time("d0", t(0)) and r.out_of_order == 1  # beyond the window: kept
+    # one instant written with two offsets; several items share it
+    r = Repeats(window=1)
+    assert r.first_time("a", t(5)) and r.first_time("b", t(5)) and r.first_time("c", t(5))
+    assert not r.first_time("a", dt.datetime.fromisoformat("2026-03-01T11:05:00+01:00"))
+    assert r.at_latest == {"a", "b", "c"} and r.out_of_order == 0
+    assert r.first_time("z", None) and not r.first_time("z", None)  # no instant: window
 
 
 def test_updated_since_is_inclusive_and_compared_as_instants(town_dir):
