@@ -1,11 +1,12 @@
 """Benchmark of the nightly sync (not a test): prints figures, asserts nothing.
 
-For each town size (default: the default town and a 10x town), in a fresh
-child process so peak RSS is its own: generate the town (cached under
-bench/out/), run a full sync into an empty SQLite warehouse, then a one-day
-incremental sync; and, in the same run, bulk-insert the same source rows raw
-into the same warehouse, so the ratio sync / raw insert is measured on the same
-machine at the same moment.
+For each town size (default: the default town and a 10x town): generate the town
+(cached under bench/out/), run a full sync into an empty SQLite warehouse, then
+bulk-insert the same source rows raw into the same warehouse (so the ratio sync / raw
+insert is measured on the same machine at the same moment), advance the town one day
+and run the incremental sync. Each phase runs in its own child process, so each peak
+RSS is that phase's own (the raw insert holds every row at once; the generator and
+the advance hold the town's state).
 
     python bench/sync_bench.py                 # 3000 and 30000 households
     python bench/sync_bench.py --households 300 --warehouse postgresql+psycopg://postgres@127.0.0.1/bench
@@ -76,12 +77,11 @@ def _raw_insert_seconds(engine, cfg, code) -> tuple[float, int]:
     return secs, total
 
 
-def measure(households: int, warehouse: str | None, seed: int, q) -> None:
+def _prepare(households: int, warehouse: str | None, seed: int) -> dict:
+    """The town (generated once into a cached template, copied fresh) and an empty
+    warehouse; returns what the phases need."""
     from connectors.warehouse import make_engine
-    from demo.advance import advance_town
     from demo.generate import generate_town
-    from pipelines.config import parse_config
-    from pipelines.steps import run_town
 
     base = OUT / f"town_{households}_{seed}"
     town_dir = base / "44190"
@@ -100,29 +100,68 @@ def measure(households: int, warehouse: str | None, seed: int, q) -> None:
         Path(str(wh_file) + suffix).unlink(missing_ok=True)
     shutil.rmtree(base / "landing", ignore_errors=True)
     url = warehouse or f"sqlite:///{wh_file}"
-    cfg = parse_config({"warehouse": {"url": url, "landing_dir": str(base / "landing")},
-                        "towns": {"44190": {k: info[k] for k in
-                                            ("legacy_url", "portal_base", "treasury_root")}}})
-    engine = make_engine(url)
     if warehouse:  # start from an empty PostgreSQL warehouse too
         from schemas.tables import METADATA
 
+        engine = make_engine(url)
         METADATA.drop_all(engine)
         METADATA.create_all(engine)
+        engine.dispose()
+    return {"generate_s": gen, "url": url, "town_dir": str(town_dir),
+            "config": {"warehouse": {"url": url, "landing_dir": str(base / "landing")},
+                       "towns": {"44190": {k: info[k] for k in
+                                           ("legacy_url", "portal_base", "treasury_root")}}}}
+
+
+def phase(name: str, ctx_: dict, q) -> None:
+    """One phase in its own process, so its peak RSS is its own."""
+    from connectors.warehouse import make_engine
+    from pipelines.config import parse_config
+    from pipelines.steps import run_town
+
+    cfg = parse_config(ctx_["config"])
+    out: dict = {}
     t0 = time.perf_counter()
-    full = run_town(cfg, "44190", engine)
-    full_s = time.perf_counter() - t0
-    raw_s, raw_rows = _raw_insert_seconds(engine, cfg, "44190")
-    t0 = time.perf_counter()
-    advance_town(town_dir, days=1)
-    adv_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    inc = run_town(cfg, "44190", engine)
-    inc_s = time.perf_counter() - t0
-    engine.dispose()
-    q.put({"households": households, "generate_s": gen, "full_s": full_s, "raw_s": raw_s,
-           "raw_rows": raw_rows, "advance_s": adv_s, "incremental_s": inc_s,
-           "full": full, "incremental": inc, "peak_rss_mb": _peak_rss_mb(), "warehouse": url})
+    if name == "advance":
+        from demo.advance import advance_town
+
+        advance_town(Path(ctx_["town_dir"]), days=1)
+    else:
+        engine = make_engine(ctx_["url"])
+        if name == "raw":
+            out["raw_s"], out["raw_rows"] = _raw_insert_seconds(engine, cfg, "44190")
+        else:  # full or incremental sync
+            out["report"] = run_town(cfg, "44190", engine)
+        engine.dispose()
+    out["seconds"] = time.perf_counter() - t0
+    out["peak_rss_mb"] = _peak_rss_mb()
+    q.put(out)
+
+
+def measure(ctx, households: int, warehouse: str | None, seed: int) -> dict:
+    q = ctx.Queue()
+    p = ctx.Process(target=_prepare_child, args=(households, warehouse, seed, q))
+    p.start()
+    prep = q.get()
+    p.join()
+    got = {}
+    for name in ("full", "raw", "advance", "incremental"):
+        p = ctx.Process(target=phase, args=(name, prep, q))
+        p.start()
+        got[name] = q.get()
+        p.join()
+    return {"households": households, "generate_s": prep["generate_s"],
+            "full_s": got["full"]["seconds"], "raw_s": got["raw"]["raw_s"],
+            "raw_rows": got["raw"]["raw_rows"], "advance_s": got["advance"]["seconds"],
+            "incremental_s": got["incremental"]["seconds"], "full": got["full"]["report"],
+            "incremental": got["incremental"]["report"],
+            "rss": {k: v["peak_rss_mb"] for k, v in got.items()},
+            "peak_rss_mb": max(got["full"]["peak_rss_mb"], got["incremental"]["peak_rss_mb"]),
+            "warehouse": prep["url"]}
+
+
+def _prepare_child(households, warehouse, seed, q) -> None:
+    q.put(_prepare(households, warehouse, seed))
 
 
 def _stage_table(r: dict) -> list[str]:
@@ -154,11 +193,7 @@ def main() -> int:
     ctx = mp.get_context("spawn")
     results = []
     for n in sizes:
-        q = ctx.Queue()
-        p = ctx.Process(target=measure, args=(n, args.warehouse, args.seed, q))
-        p.start()
-        r = q.get()
-        p.join()
+        r = measure(ctx, n, args.warehouse, args.seed)
         results.append(r)
         print(f"\n== town of {n:,} households ({r['warehouse'].split(':')[0]} warehouse)")
         print(f"  generate {r['generate_s']:.1f} s (cached when 0)")
@@ -167,7 +202,10 @@ def main() -> int:
         for line in _stage_table(r):
             print(line)
         print(f"  one-day incremental sync {r['incremental_s']:.1f} s (advance took {r['advance_s']:.1f} s)")
-        print(f"  peak RSS {r['peak_rss_mb']:.0f} MiB")
+        rss = r["rss"]
+        print(f"  peak RSS, each phase in its own process: full sync {rss['full']:.0f} MiB, "
+              f"incremental sync {rss['incremental']:.0f} MiB (raw insert {rss['raw']:.0f}, "
+              f"advance {rss['advance']:.0f})")
     if len(results) > 1:
         a, b = results[0], results[-1]
         print(f"\nscaling {b['households'] / a['households']:.0f}x households: full sync "
