@@ -29,6 +29,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/sync_bench.py
 	$(BIN)/python bench/reconcile_bench.py
+	$(BIN)/python -m pip install -q -e '.[splink]'
+	$(BIN)/python bench/linkage_compare.py
 	$(BIN)/python bench/connector_bench.py
 
 docs: $(STAMP)
