@@ -224,17 +224,23 @@ def read_frame(conn: sa.Connection, sql: str, params: list) -> pd.DataFrame:
 
 
 def read_current(conn: sa.Connection, town: str, name: str,
-                 columns: list[str] | None = None) -> pd.DataFrame:
-    """The town's live rows of a table (``columns``, default all but town), straight from
-    the DBAPI cursor and typed column by column (millions of rows: no per-row Python
-    conversion): integers Int64, dates and instants datetime64 (naive UTC), booleans,
-    text as string."""
+                 columns: list[str] | None = None, *,
+                 where: tuple[str, list] | None = None) -> pd.DataFrame:
+    """The town's live rows of a table (``columns``, default all but town; ``where``: an
+    extra parameterised condition and its values), straight from the DBAPI cursor and
+    typed column by column (millions of rows: no per-row Python conversion): integers
+    Int64, dates and instants datetime64 (naive UTC), booleans, text as string."""
     spec = BY_NAME[name]
     cols = list(columns) if columns else [c for c in spec.data_columns if c != "town"]
     sql = f"SELECT {', '.join(cols)} FROM {name} WHERE town = ?"
+    params: list = [town]
     if spec.layer == "core":
         sql += " AND deleted_run_id IS NULL"
-    df = read_frame(conn, sql, [town])
+    if where:
+        sql += f" AND ({where[0]})"
+        params += list(where[1])
+    df = read_frame(conn, sql, params)
+    df = df.reindex(columns=cols)
     for c in cols:
         kind = FIELDS[c].type
         if kind == "integer":

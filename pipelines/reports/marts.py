@@ -21,7 +21,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pipelines.bulk import bulk_insert
-from pipelines.loading import read_frame
+from pipelines.loading import read_current
 from pipelines.reconcile.data import TownData
 from schemas.fields import FIELDS
 from schemas.tables import BY_NAME
@@ -87,30 +87,23 @@ def reference_day(td: TownData) -> dt.date:
 
 def read_mart(engine: sa.Engine, name: str, town: str, *, months: list[str] | None = None,
               month_column: str = "month") -> pd.DataFrame:
-    """A mart's rows of a town (only ``months`` when given), typed: integers as int64
-    (nullable ``Int64`` when the column holds NULLs), dates as ``datetime.date``,
-    datetimes as naive UTC Timestamps."""
-    cols = [c for c in BY_NAME[name].column_names if c != "town"]
-    sql = f"SELECT {', '.join(cols)} FROM {name} WHERE town = ?"
-    params: list = [town]
-    if months:
-        sql += f" AND {month_column} IN ({', '.join('?' for _ in months)})"
-        params += list(months)
+    """A mart's rows of a town (only ``months`` when given), as ``read_current`` types
+    them, then in the reports' conventions: integers int64 (nullable ``Int64`` only when
+    the column holds NULLs), dates ``datetime.date``, text and flags plain Python values
+    (None for NULL)."""
+    where = (f"{month_column} IN ({', '.join('?' for _ in months)})", list(months)) \
+        if months else None
     with engine.connect() as conn:
-        df = read_frame(conn, sql, params)
-    df = df.reindex(columns=cols)
-    for c in cols:
+        df = read_current(conn, town, name, where=where)
+    for c in df.columns:
         kind = FIELDS[c].type
         if kind == "integer":
-            v = pd.to_numeric(df[c]).astype("Int64")
-            df[c] = v.astype("int64") if not v.isna().any() else v
+            if not df[c].isna().any():
+                df[c] = df[c].astype("int64")
         elif kind == "date":
-            df[c] = pd.to_datetime(df[c]).dt.date
-        elif kind == "datetime":
-            df[c] = pd.to_datetime(df[c], format="ISO8601") if df[c].map(
-                lambda v: isinstance(v, str)).any() else pd.to_datetime(df[c])
-        elif kind == "boolean":
-            df[c] = df[c].map(lambda v: None if v is None else bool(v))
+            df[c] = df[c].dt.date
+        elif kind in ("string", "json", "boolean"):
+            df[c] = df[c].astype(object).where(df[c].notna(), None)
     return df.reset_index(drop=True)
 
 
