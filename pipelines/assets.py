@@ -25,6 +25,17 @@ def stg_key(source: str, entity: str) -> dg.AssetKey:
     return dg.AssetKey(f"stg_{source}_{entity.lower()}")
 
 
+#: The in-process executor runs the ready step of highest ``dagster/priority`` first.
+#: Extracts rank below everything downstream of them, in source order: each entity then
+#: goes raw -> stg -> check -> core before the next is read, as in ``steps.run_town``,
+#: instead of every table being extracted (and held) first.
+DOWNSTREAM = {"dagster/priority": "10000"}
+
+
+def extract_priority(rank: int) -> dict:
+    return {"dagster/priority": str(5000 - rank)}
+
+
 def conservation(batch: StagedBatch) -> dg.AssetCheckResult:
     """Rows read = rows loaded + rows quarantined, for one source entity."""
     ok = batch.rows_read == batch.rows_loaded + batch.rows_quarantined
@@ -38,10 +49,11 @@ def conservation(batch: StagedBatch) -> dg.AssetCheckResult:
     )
 
 
-def _entity_assets(source: str, entity: str, partitions, extract, extra_ins=None):
+def _entity_assets(source: str, entity: str, partitions, extract, rank: int, extra_ins=None):
     rk, sk = raw_key(source, entity), stg_key(source, entity)
 
     @dg.asset(key=rk, group_name=source, partitions_def=partitions, ins=extra_ins or {},
+              op_tags=extract_priority(rank),
               description=f"{source}.{entity} rows changed since the watermark, kept in raw_record.")
     def _raw(context, guichet: GuichetResource, **upstream):
         announce(rk.to_user_string())
@@ -51,10 +63,12 @@ def _entity_assets(source: str, entity: str, partitions, extract, extra_ins=None
         return ext
 
     @dg.asset(key=sk, group_name=source, partitions_def=partitions, ins={"ext": dg.AssetIn(rk)},
+              op_tags=DOWNSTREAM,
               description=f"{source}.{entity} parsed and validated; rejects in quarantine.")
     def _stg(context, guichet: GuichetResource, ext):
         announce(sk.to_user_string())
         batch = steps.stage(guichet.town(context), ext)
+        ext.release()  # the run keeps its outputs in memory to the end: drop the rows now
         context.add_output_metadata({"rows_loaded": batch.rows_loaded,
                                      "rows_quarantined": batch.rows_quarantined})
         return batch
@@ -63,7 +77,7 @@ def _entity_assets(source: str, entity: str, partitions, extract, extra_ins=None
         warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
 
         @dg.asset_check(asset=sk, name="rows_conserved", blocking=True,
-                        partitions_def=partitions,
+                        partitions_def=partitions, op_tags=DOWNSTREAM,
                         description="rows read = rows loaded + rows quarantined")
         def _check(batch):
             return conservation(batch)
@@ -75,11 +89,12 @@ def _core_asset(table: str, feeds: list[tuple[str, str]], partitions):
     ins = {f"b{i}": dg.AssetIn(stg_key(s, e)) for i, (s, e) in enumerate(feeds)}
 
     @dg.asset(key=dg.AssetKey(f"core_{table}"), group_name="core", partitions_def=partitions,
-              ins=ins, description=f"Canonical {table} rows of the town (only changes written).")
+              ins=ins, op_tags=DOWNSTREAM, description=f"Canonical {table} rows of the town (only changes written).")
     def _core(context, guichet: GuichetResource, **batches):
         announce(f"core_{table}")
-        counts = steps.load_core(guichet.town(context), table,
-                                 [batches[k] for k in sorted(batches, key=lambda k: int(k[1:]))])
+        fed = [batches[k] for k in sorted(batches, key=lambda k: int(k[1:]))]
+        counts = steps.load_core(guichet.town(context), table, fed)
+        steps.mark_loaded(table, fed)
         context.add_output_metadata({k: v for k, v in counts.items()})
         return counts
 
@@ -88,21 +103,22 @@ def _core_asset(table: str, feeds: list[tuple[str, str]], partitions):
 
 def build_assets(partitions) -> list:
     out = []
+    rank = iter(range(1000))
     for e in steps.LEGACY_ORDER:
         if e == "LIGNE_FACTURE":
             out += _entity_assets(
                 LEGACY, e, partitions,
                 lambda town, invoices: steps.extract_legacy(town, "LIGNE_FACTURE", invoices),
-                {"invoices": dg.AssetIn(raw_key(LEGACY, "FACTURE"))})
+                next(rank), {"invoices": dg.AssetIn(raw_key(LEGACY, "FACTURE"))})
         else:
             out += _entity_assets(LEGACY, e, partitions,
-                                  lambda town, _e=e: steps.extract_legacy(town, _e))
+                                  lambda town, _e=e: steps.extract_legacy(town, _e), next(rank))
     from schemas.portal import PORTAL_COLLECTIONS
 
     for c in PORTAL_COLLECTIONS:
         out += _entity_assets(PORTAL, c, partitions,
-                              lambda town, _c=c: steps.extract_portal(town, _c))
-    out += _entity_assets(TREASURY, "files", partitions, steps.extract_treasury)
+                              lambda town, _c=c: steps.extract_portal(town, _c), next(rank))
+    out += _entity_assets(TREASURY, "files", partitions, steps.extract_treasury, next(rank))
     cores = steps.core_sources()
     for table, feeds in cores.items():
         out.append(_core_asset(table, feeds, partitions))

@@ -33,9 +33,18 @@ def _column_values(series: pd.Series, logical: str, sqlite: bool) -> list:
     return series.astype(object).where(series.notna(), None).tolist()
 
 
+#: rows turned into DBAPI tuples at a time (a million-row table never is, all at once)
+CHUNK_ROWS = 50_000
+
+
 def to_tuples(df: pd.DataFrame, columns: list[str], sqlite: bool) -> list[tuple]:
     cols = [_column_values(df[c], FIELDS[c].type, sqlite) for c in columns]
     return list(zip(*cols)) if cols else []
+
+
+def _tuple_chunks(df: pd.DataFrame, columns: list[str], sqlite: bool):
+    for i in range(0, len(df), CHUNK_ROWS):
+        yield to_tuples(df.iloc[i:i + CHUNK_ROWS], columns, sqlite)
 
 
 def bulk_insert(conn: sa.Connection, table: str, df: pd.DataFrame,
@@ -46,13 +55,13 @@ def bulk_insert(conn: sa.Connection, table: str, df: pd.DataFrame,
         return 0
     columns = list(df.columns)
     sqlite = conn.dialect.name == "sqlite"
-    rows = to_tuples(df, columns, sqlite)
     collist = ", ".join(columns)
     if sqlite:
         verb = "INSERT OR IGNORE" if ignore_conflicts else "INSERT"
         marks = ", ".join("?" for _ in columns)
         before = conn.connection.driver_connection.total_changes
-        conn.exec_driver_sql(f"{verb} INTO {table} ({collist}) VALUES ({marks})", rows)
+        for rows in _tuple_chunks(df, columns, sqlite):
+            conn.exec_driver_sql(f"{verb} INTO {table} ({collist}) VALUES ({marks})", rows)
         return conn.connection.driver_connection.total_changes - before
     raw = conn.connection.driver_connection
     target = table
@@ -63,10 +72,11 @@ def bulk_insert(conn: sa.Connection, table: str, df: pd.DataFrame,
                         f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
             cur.execute(f"TRUNCATE {target}")
         with cur.copy(f"COPY {target} ({collist}) FROM STDIN") as copy:
-            for r in rows:
-                copy.write_row(r)
+            for rows in _tuple_chunks(df, columns, sqlite):
+                for r in rows:
+                    copy.write_row(r)
         if not ignore_conflicts:
-            return len(rows)
+            return len(df)
         cur.execute(f"INSERT INTO {table} ({collist}) SELECT {collist} FROM {target} "
                     f"ON CONFLICT DO NOTHING")
         inserted = cur.rowcount

@@ -89,6 +89,15 @@ def land_raw(engine: sa.Engine, town: str, run_id: str, source: str, entity: str
     """Keep every new version of the extracted records; return how many were new."""
     if len(payloads) == 0:
         return 0
+    with engine.begin() as conn:
+        return land_raw_rows(conn, town, run_id, source, entity, source_keys, payloads)
+
+
+def land_raw_rows(conn: sa.Connection, town: str, run_id: str, source: str, entity: str,
+                  source_keys: pd.Series, payloads: pd.Series) -> int:
+    """``land_raw`` inside the caller's transaction (a source read chunk by chunk)."""
+    if len(payloads) == 0:
+        return 0
     keys = source_keys.astype(object).where(source_keys.notna(), "?").astype(str)
     prefix = f"{source}\x00{entity}\x00"
     df = pd.DataFrame({
@@ -96,8 +105,7 @@ def land_raw(engine: sa.Engine, town: str, run_id: str, source: str, entity: str
         "content_hash": payload_hashes(prefix + keys + "\x00" + payloads.astype(str)).values,
         "run_id": run_id, "extracted_at": utcnow(), "payload": payloads.values,
     })
-    with engine.begin() as conn:
-        return bulk_insert(conn, "raw_record", df, ignore_conflicts=True)
+    return bulk_insert(conn, "raw_record", df, ignore_conflicts=True)
 
 
 # ----------------------------------------------------------- quarantine

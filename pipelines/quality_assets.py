@@ -25,6 +25,7 @@ import warnings
 import dagster as dg
 
 from pipelines.progress import announce
+from pipelines.assets import DOWNSTREAM
 from pipelines.resources import GuichetResource
 
 CHECK_NAME = "gx_suite"
@@ -71,6 +72,7 @@ def _staged_check(source: str, entity: str, partitions):
     key = dg.AssetKey(f"stg_{source}_{entity.lower()}")
 
     @dg.asset_check(asset=key, name=CHECK_NAME, blocking=True, partitions_def=partitions,
+                    op_tags=DOWNSTREAM,  # checked and loaded before the next extract
                     description=f"Great Expectations suite stg.{source}.{entity.lower()}: "
                                 "structure blocks the load, row failures warn.")
     def _check(context, guichet: GuichetResource, batch):
@@ -90,7 +92,7 @@ def _core_check(table: str, partitions, cores: set[str]):
     parents = [dg.AssetKey(f"core_{p}") for p in core_suite(table).parents if p in cores]
 
     @dg.asset_check(asset=dg.AssetKey(f"core_{table}"), name=CHECK_NAME, blocking=True,
-                    partitions_def=partitions, additional_deps=parents,
+                    partitions_def=partitions, additional_deps=parents, op_tags=DOWNSTREAM,
                     description=f"Great Expectations suite core.{table} on the town's whole "
                                 "table: structure blocks, failing rows become flags.")
     def _check(context, guichet: GuichetResource):

@@ -59,6 +59,13 @@ class Extracted:
     present: pd.DataFrame | None = None  # keys still at the source (purge detection)
     files: list = field(default_factory=list)  # treasury: treasury_file rows to record
     seconds: float = 0.0
+    invoice_ids: list[int] | None = None  # FACTURE: the invoices read (LIGNE_FACTURE follows)
+
+    def release(self) -> None:
+        """Drop the rows once staged: a Dagster run's in-memory IO keeps every step's
+        output to the end of the run, so a town would otherwise hold all its tables."""
+        self.frame = self.frame.iloc[0:0]
+        self.present = None
 
 
 @dataclass
@@ -73,6 +80,20 @@ class StagedBatch:
     present: pd.DataFrame | None
     files: list
     seconds: float = 0.0
+    loaded_into: set = field(default_factory=set)  # core tables written from it so far
+
+    @property
+    def released(self) -> bool:
+        return not self.staged and self.present is None
+
+
+def mark_loaded(table: str, batches: list[StagedBatch]) -> None:
+    """``table`` is loaded from ``batches``: a batch drops its staged rows once every core
+    table it feeds is loaded (the run keeps the object itself to its end)."""
+    for b in batches:
+        b.loaded_into.add(table)
+        if b.loaded_into >= set(b.staged):
+            b.staged, b.present = {}, None
 
 
 # ------------------------------------------------------------ extract
@@ -81,32 +102,42 @@ def extract_legacy(town: Town, entity: str, invoices: Extracted | None = None) -
     t0 = time.perf_counter()
     spec = LEGACY_ENTITIES[entity]
     db = LegacyDatabase(town.config.legacy_url)
+    parts, new, dm_max = [], 0, ""
     try:
         wm = loading.get_watermark(town.engine, town.code, LEGACY, entity)
         if spec.has_date_maj:
-            frames = list(db.read(entity, overlap_start(wm), spec.primary_key))
+            chunks = db.read(entity, overlap_start(wm), spec.primary_key)
         elif wm is None or invoices is None:
-            frames = list(db.read(entity, key_columns=spec.primary_key))  # first load
+            chunks = db.read(entity, key_columns=spec.primary_key)  # first load
         else:  # LIGNE_FACTURE has no DATE_MAJ: re-read the lines of invoices that moved
-            ids = sorted({int(v) for v in invoices.frame["ID_FACTURE"].dropna()})
-            frames = list(db.read_where_in(entity, "ID_FACTURE", ids))
+            chunks = db.read_where_in(entity, "ID_FACTURE", invoices.invoice_ids or [])
+        # each chunk lands in the raw layer as it comes (one transaction): the JSON
+        # payloads and their hashes are never all in memory at once
+        with town.engine.begin() as conn:
+            for chunk in chunks:
+                keys = legacy_source_key(entity, chunk)
+                new += loading.land_raw_rows(conn, town.code, town.run_id, LEGACY, entity,
+                                             keys, loading.records_to_payloads(chunk))
+                chunk["source_key"] = keys.values
+                if spec.has_date_maj:
+                    dm = chunk["DATE_MAJ"].dropna().astype(str).str.rstrip()
+                    dm_max = max(dm_max, dm.max() if len(dm) else "")
+                parts.append(chunk)
         present = db.keys(entity, spec.primary_key)
     finally:
         db.dispose()
-    frame = (pd.concat(frames, ignore_index=True) if frames
-             else pd.DataFrame(columns=list(spec.columns)))
-    frame["source_key"] = legacy_source_key(entity, frame).values if len(frame) else []
+    frame = (pd.concat(parts, ignore_index=True) if parts
+             else pd.DataFrame(columns=[*spec.columns, "source_key"]))
+    del parts
     if spec.has_date_maj:
-        dm = frame["DATE_MAJ"].dropna().astype(str).str.rstrip()
-        new_wm = max([wm or "", *dm.tolist()]) or None
+        new_wm = max(wm or "", dm_max) or None
     else:
         new_wm = (invoices.watermark if invoices is not None else None) or wm or "loaded"
-    payloads = loading.records_to_payloads(frame.drop(columns=["source_key"]))
-    new = loading.land_raw(town.engine, town.code, town.run_id, LEGACY, entity,
-                           frame["source_key"], payloads)
     present = present.rename(columns=str.upper)
+    ids = sorted({int(v) for v in pd.to_numeric(frame["ID_FACTURE"], errors="coerce").dropna()}) \
+        if entity == "FACTURE" else None
     return Extracted(LEGACY, entity, frame, len(frame), new, new_wm, present,
-                     seconds=time.perf_counter() - t0)
+                     seconds=time.perf_counter() - t0, invoice_ids=ids)
 
 
 def extract_portal(town: Town, collection: str) -> Extracted:
@@ -389,7 +420,7 @@ def run_town(config: Config, code: str, engine: sa.Engine, *, progress=None) -> 
             b = stage(town, ext)
             report["extract"][f"{src}.{ent}"] = {"read": ext.rows_read, "new": ext.new_versions,
                                                  "seconds": ext.seconds}
-            del ext  # the raw frame is no longer needed: keep memory to one entity at a time
+            ext.release()  # keep memory to one entity at a time
             batches[(src, ent)] = b
             report["stage"][f"{src}.{ent}"] = {"loaded": b.rows_loaded,
                                                "quarantined": b.rows_quarantined,
@@ -397,9 +428,10 @@ def run_town(config: Config, code: str, engine: sa.Engine, *, progress=None) -> 
             # load every core table whose feeds are all staged, then drop what is done
             for table, feeds in pending.items():
                 if table not in report["core"] and all(f in batches for f in feeds):
-                    report["core"][table] = load_core(town, table, [batches[f] for f in feeds])
-            for key in [k for k in batches
-                        if all(t in report["core"] for t, f in pending.items() if k in f)]:
+                    fed = [batches[f] for f in feeds]
+                    report["core"][table] = load_core(town, table, fed)
+                    mark_loaded(table, fed)
+            for key in [k for k, b in batches.items() if b.released]:
                 del batches[key]
         status = "success"
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+import pandas as pd
 from helpers import config_file, core_digest, count
 
 from connectors.warehouse import make_engine
@@ -27,6 +28,21 @@ def test_nightly_job_materialises_a_town_and_matches_the_plain_steps(warehouse_u
     money = [e for e in res.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
              and e.event_specific_data.check_name == "money_conserved"]
     assert len(money) == 1 and money[0].event_specific_data.passed
+    # depth first, as the plain steps: an entity is loaded into core before the next is
+    # extracted, so a town's tables are never all in memory at once
+    started = [e.step_key for e in res.all_events if e.event_type_value == "STEP_START"]
+    for entity, table, following in (("reservation", "reservation", "pointage"),
+                                     ("ligne_facture", "invoice_line", "piece"),
+                                     ("bookings", "portal_booking", "documents")):
+        src = "portal" if entity == "bookings" else "legacy"
+        nxt = f"raw_{src}_{following}"
+        assert started.index(f"raw_{src}_{entity}") < started.index(f"core_{table}") \
+            < started.index(nxt), (entity, started)
+    # and what the run keeps of each step's output to its end is an empty shell
+    for key in ("raw_legacy_reservation", "stg_legacy_reservation", "stg_portal_bookings"):
+        out = res.asset_value(key)
+        assert getattr(out, "frame", pd.DataFrame()).empty
+        assert not getattr(out, "staged", {}) and out.present is None
     engine = make_engine(warehouse_url)
     assert count(engine, "SELECT COUNT(*) FROM load_run WHERE status = 'success' "
                          "AND run_id = :r", r=res.run_id) == 1

@@ -280,3 +280,24 @@ def test_file_refused_in_one_run_is_taken_when_redelivered_in_a_later_run(wareho
     assert count(engine, "SELECT COUNT(*) FROM bank_statement WHERE file_name = :n",
                  n=refused.name) >= 1
     engine.dispose()
+
+
+def test_a_batch_drops_its_rows_once_every_table_it_feeds_is_loaded():
+    """What a run keeps to its end (Dagster's in-memory outputs) holds no rows: an
+    extract after staging, a staged batch once all its core tables are written."""
+    import pandas as pd
+
+    from pipelines.steps import Extracted, StagedBatch, mark_loaded
+
+    ext = Extracted("legacy", "FACTURE", pd.DataFrame({"ID_FACTURE": [1, 2]}), 2,
+                    present=pd.DataFrame({"ID_FACTURE": [1, 2]}), invoice_ids=[1, 2])
+    ext.release()
+    assert ext.frame.empty and list(ext.frame.columns) == ["ID_FACTURE"]
+    assert ext.present is None and ext.invoice_ids == [1, 2] and ext.rows_read == 2
+    b = StagedBatch("portal", "requests", {"procedure_request": object(),
+                                           "procedure_state": object()},
+                    3, 3, 0, None, pd.DataFrame({"k": [1]}), [])
+    mark_loaded("procedure_request", [b])
+    assert set(b.staged) == {"procedure_request", "procedure_state"} and not b.released
+    mark_loaded("procedure_state", [b])
+    assert b.released and b.rows_loaded == 3
