@@ -187,24 +187,29 @@ def upsert_core(conn: sa.Connection, town: str, run_id: str, table: str, rows: p
     else:
         existing = read_frame(conn, select, [town])
     existing = _align_keys(existing, rows, pk)
-    merged = rows.merge(existing, on=pk, how="left", suffixes=("", "_old"), indicator=True)
-    is_new = merged["_merge"] == "left_only"
-    changed = (~is_new) & ((merged["row_hash"] != merged["row_hash_old"])
-                           | merged["deleted_run_id"].notna())
+    # compare on the keys and hashes only (a left merge keeps the rows' order: the
+    # result lines up with ``rows``), so a big table is not copied once more
+    m = rows[[*pk, "row_hash"]].merge(existing, on=pk, how="left", suffixes=("", "_old"),
+                                      indicator=True)
+    is_new = (m["_merge"] == "left_only").to_numpy()
+    changed = ~is_new & ((m["row_hash"] != m["row_hash_old"])
+                         | m["deleted_run_id"].notna()).to_numpy()
     counts.inserted = int(is_new.sum())
     counts.updated = int(changed.sum())
-    counts.unchanged = int(len(merged) - counts.inserted - counts.updated)
+    counts.unchanged = int(len(m) - counts.inserted - counts.updated)
     if counts.updated:
-        keys = merged.loc[changed, pk]
-        _delete_keys(conn, table, town, pk, keys)
-    write = merged[is_new | changed].copy()
-    if not write.empty:
-        write["first_run_id"] = write["first_run_id"].where(~is_new[write.index], run_id)
-        write["first_run_id"] = write["first_run_id"].fillna(run_id)
+        _delete_keys(conn, table, town, pk, rows.loc[changed, pk])
+    sel = is_new | changed
+    if sel.any():
+        first = m["first_run_id"].to_numpy(dtype=object)[sel]
+        # rows is this function's own copy: a first load writes it as it is
+        write = rows if sel.all() else rows.loc[sel].copy()
+        write["first_run_id"] = [run_id if n or pd.isna(f) else f
+                                 for n, f in zip(is_new[sel], first)]
         write["last_run_id"] = run_id
         write["deleted_run_id"] = None
-        write.insert(0, "town", town)
-        bulk_insert(conn, table, write[["town", *data_cols, *LINEAGE]])
+        write["town"] = town
+        bulk_insert(conn, table, write)  # columns by name: town, data columns, lineage
     if present is not None:
         counts.deleted = _mark_deleted(conn, table, town, run_id, pk, present, rows, where_scope)
     return counts
