@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -37,6 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from children import CTX, peak_rss_mb, run_child  # noqa: E402  (bench/ is the script's folder)
 OUT = ROOT / "bench" / "out"
 
 MARIADB = "mysql+pymysql://root@127.0.0.1:3306/{db}"
@@ -55,10 +54,6 @@ CONNECTORS = {  # name -> label in the tables
     "drop-local": "drop, local folder (baseline)",
     "drop-sftp": "drop, SFTP (OpenSSH sshd)",
 }
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ------------------------------------------------------------------ the towns
@@ -131,7 +126,7 @@ def measure_legacy(url: str, q) -> None:
     from pipelines.steps import LEGACY_ORDER
     from schemas.legacy import LEGACY_ENTITIES
 
-    rss0 = _peak_rss_mb()
+    rss0 = peak_rss_mb()
     t_all = time.perf_counter()
     db = LegacyDatabase(url)
     parts, keys = {}, {}
@@ -143,21 +138,21 @@ def measure_legacy(url: str, q) -> None:
             chunks += 1
         del frame
         parts[e] = {"n": rows, "chunks": chunks, "seconds": time.perf_counter() - t0,
-                    "peak_rss_mb": _peak_rss_mb()}
+                    "peak_rss_mb": peak_rss_mb()}
     read_s = time.perf_counter() - t_all
-    rss_read = _peak_rss_mb()
+    rss_read = peak_rss_mb()
     t1 = time.perf_counter()
     for e in LEGACY_ORDER:
         t0 = time.perf_counter()
         present = db.keys(e, LEGACY_ENTITIES[e].primary_key)
         keys[e] = {"n": len(present), "seconds": time.perf_counter() - t0,
-                   "peak_rss_mb": _peak_rss_mb()}
+                   "peak_rss_mb": peak_rss_mb()}
         del present
     keys_s = time.perf_counter() - t1
     db.dispose()
     q.put({"unit": "rows", "parts": parts, "keys": keys, "n": sum(p["n"] for p in parts.values()),
            "seconds": read_s, "keys_s": keys_s, "rss_start_mb": rss0, "rss_after_read_mb": rss_read,
-           "peak_rss_mb": _peak_rss_mb()})
+           "peak_rss_mb": peak_rss_mb()})
 
 
 def measure_portal(base: str, token: str | None, ca_file: str | None, q) -> None:
@@ -167,7 +162,7 @@ def measure_portal(base: str, token: str | None, ca_file: str | None, q) -> None
     from connectors.portal import open_portal
     from schemas.portal import PORTAL_COLLECTIONS
 
-    rss0 = _peak_rss_mb()
+    rss0 = peak_rss_mb()
     src = open_portal(base, token)
     parts = {}
     t_all = time.perf_counter()
@@ -178,18 +173,18 @@ def measure_portal(base: str, token: str | None, ca_file: str | None, q) -> None
             n += 1
             size += len(raw.payload)
         parts[c] = {"n": n, "mb": size / 2**20, "seconds": time.perf_counter() - t0,
-                    "peak_rss_mb": _peak_rss_mb()}
+                    "peak_rss_mb": peak_rss_mb()}
     secs = time.perf_counter() - t_all
     q.put({"unit": "items", "parts": parts, "n": sum(p["n"] for p in parts.values()),
            "mb": sum(p["mb"] for p in parts.values()), "seconds": secs,
-           "rss_start_mb": rss0, "peak_rss_mb": _peak_rss_mb()})
+           "rss_start_mb": rss0, "peak_rss_mb": peak_rss_mb()})
 
 
 def measure_drop(root: str, key_file: str | None, known_hosts: str | None, q) -> None:
     """Every file of the drop listed and read (with its sidecar checked)."""
     from connectors.treasury import open_drop
 
-    rss0 = _peak_rss_mb()
+    rss0 = peak_rss_mb()
     drop = open_drop(root, key_file=key_file, known_hosts=known_hosts)
     t0 = time.perf_counter()
     n = size = largest = 0
@@ -200,22 +195,7 @@ def measure_drop(root: str, key_file: str | None, known_hosts: str | None, q) ->
         f.sidecar_mismatch()
     secs = time.perf_counter() - t0
     q.put({"unit": "files", "n": n, "mb": size / 2**20, "largest_mb": largest / 2**20,
-           "seconds": secs, "rss_start_mb": rss0, "peak_rss_mb": _peak_rss_mb()})
-
-
-def _run_child(ctx, target, *args) -> dict:
-    q = ctx.Queue()
-    p = ctx.Process(target=target, args=(*args, q))
-    p.start()
-    try:
-        while True:
-            try:
-                return q.get(timeout=5)
-            except Exception:  # noqa: BLE001 - queue.Empty: is the child still alive?
-                if not p.is_alive():
-                    return {"error": f"child exited with code {p.exitcode}"}
-    finally:
-        p.join()
+           "seconds": secs, "rss_start_mb": rss0, "peak_rss_mb": peak_rss_mb()})
 
 
 # --------------------------------------------------------- the portal stand-in
@@ -292,14 +272,14 @@ def _throwaway_cert(d: Path) -> tuple[str, str]:
 
 
 # ------------------------------------------------------------------- one size
-def bench_size(ctx, households: int, seed: int, only: set[str]) -> dict:
+def bench_size(households: int, seed: int, only: set[str]) -> dict:
     from demo.sshd import loopback_sshd
 
     need = {"sqlite"} | {b for b in ("mariadb", "postgresql") if f"legacy-{b}" in only}
     towns, gen = {}, {}
     for b in BACKENDS:
         if b in need:
-            r = _run_child(ctx, _generate_child, households, seed, b)
+            r = run_child(_generate_child, households, seed, b, strict=False)
             if "error" in r:
                 raise SystemExit(f"generation on {b} failed: {r['error']}")
             towns[b], gen[b] = Path(r["dir"]), r["seconds"]
@@ -310,7 +290,7 @@ def bench_size(ctx, households: int, seed: int, only: set[str]) -> dict:
     def run(name, target, *args):
         if name in only:
             print(f"  measuring {CONNECTORS[name]} ...", flush=True)
-            res[name] = _run_child(ctx, target, *args)
+            res[name] = run_child(target, *args, strict=False)
 
     run("legacy-sqlite", measure_legacy, info["legacy_url"])
     run("legacy-mariadb", measure_legacy, MARIADB_ODBC.format(db=db_name(households, seed)))
@@ -318,8 +298,8 @@ def bench_size(ctx, households: int, seed: int, only: set[str]) -> dict:
     run("portal-jsonl", measure_portal, info["portal_base"], None, None)
     if "portal-https" in only:
         cert, key = _throwaway_cert(work / "tls")
-        ready, stop = ctx.Queue(), ctx.Event()
-        server = ctx.Process(target=serve_portal,
+        ready, stop = CTX.Queue(), CTX.Event()
+        server = CTX.Process(target=serve_portal,
                              args=(info["portal_base"].removeprefix("file://"), cert, key,
                                    ready, stop))
         server.start()
@@ -416,11 +396,10 @@ def main() -> int:
             ensure_town(n, args.seed, args.generate_only)
         return 0
     only = set(args.only or CONNECTORS)
-    ctx = mp.get_context("spawn")
     results = []
     for n in sizes:
         print(f"\n-- {n:,} households, seed {args.seed}", flush=True)
-        b = bench_size(ctx, n, args.seed, only)
+        b = bench_size(n, args.seed, only)
         results.append(b)
         print_size(b)
     if len(results) > 1:

@@ -23,19 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import resource
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from children import peak_rss_mb, run_child  # noqa: E402  (bench/ is the script's folder)
 OUT = ROOT / "bench" / "out"
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _inputs(households: int, seed: int):
@@ -86,7 +81,7 @@ def run_guichet(households: int, seed: int, q) -> None:
     links = _best(pairs, "rid_l", "rid_r", "weight", lk.PERSON_MIN)
     q.put({"method": "guichet (rapidfuzz + blocking)", "seconds": secs, "pairs": len(pairs),
            "scores": {"best at weight >= 12": _score(links, truth, ok)},
-           "peak_rss_mb": _peak_rss_mb()})
+           "peak_rss_mb": peak_rss_mb()})
 
 
 def run_splink(households: int, seed: int, q) -> None:
@@ -146,7 +141,7 @@ def run_splink(households: int, seed: int, q) -> None:
                                                 "match_probability", t), truth, ok)
               for t in (0.9, 0.99)}
     q.put({"method": "Splink 5 (DuckDB, EM, tf)", "seconds": secs, "pairs": len(pred),
-           "scores": scores, "peak_rss_mb": _peak_rss_mb()})
+           "scores": scores, "peak_rss_mb": peak_rss_mb()})
 
 
 def main() -> int:
@@ -156,17 +151,12 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = ap.parse_args()
     towns = [tuple(map(int, t.split(":"))) for t in (args.town or ["3000:0", "30000:3"])]
-    ctx = mp.get_context("spawn")
     results = []
     for households, seed in towns:
         print(f"\n== town of {households:,} households, seed {seed}: portal persons -> "
               "legacy persons by names and birth date")
         for target in (run_guichet, run_splink):
-            q = ctx.Queue()
-            p = ctx.Process(target=target, args=(households, seed, q))
-            p.start()
-            r = q.get()
-            p.join()
+            r = run_child(target, households, seed)
             r.update(households=households, seed=seed)
             results.append(r)
             for label, s in r["scores"].items():

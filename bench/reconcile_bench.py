@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import resource
 import shutil
 import sys
 import time
@@ -23,11 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from children import peak_rss_mb, run_child  # noqa: E402  (bench/ is the script's folder)
 OUT = ROOT / "bench" / "out"
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _synced_town(households: int, seed: int) -> tuple[str, Path, float]:
@@ -66,7 +61,7 @@ def measure(households: int, seed: int, q) -> None:
     from quality.frames import read_table
 
     url, town_dir, sync_s = _synced_town(households, seed)
-    rss_before = _peak_rss_mb()
+    rss_before = peak_rss_mb()
     engine = make_engine(url)
     td = TownData(engine, "44190")
     t0 = time.perf_counter()
@@ -90,7 +85,7 @@ def measure(households: int, seed: int, q) -> None:
            "conserved": res.money_conserved,
            "classes": {k: s.as_dict() for k, s in classes.items()},
            "links": {k: s.as_dict() for k, s in links.items()}, "alloc": alloc,
-           "rss_before_mb": rss_before, "peak_rss_mb": _peak_rss_mb()})
+           "rss_before_mb": rss_before, "peak_rss_mb": peak_rss_mb()})
 
 
 def report(r: dict) -> None:
@@ -128,14 +123,8 @@ def main() -> int:
     args = ap.parse_args()
     towns = [tuple(int(x) for x in t.split(":")) for t in (args.town or ["3000:0", "30000:3"])]
     OUT.mkdir(parents=True, exist_ok=True)
-    ctx = mp.get_context("spawn")
     for n, seed in towns:
-        q = ctx.Queue()
-        p = ctx.Process(target=measure, args=(n, seed, q))
-        p.start()
-        r = q.get()
-        p.join()
-        report(r)
+        report(run_child(measure, n, seed))
     return 0
 
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import resource
 import shutil
 import sys
 import time
@@ -25,11 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from children import peak_rss_mb, run_child  # noqa: E402  (bench/ is the script's folder)
 OUT = ROOT / "bench" / "out"
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _raw_insert_seconds(engine, cfg, code) -> tuple[float, int]:
@@ -134,22 +129,14 @@ def phase(name: str, ctx_: dict, q) -> None:
             out["report"] = run_town(cfg, "44190", engine)
         engine.dispose()
     out["seconds"] = time.perf_counter() - t0
-    out["peak_rss_mb"] = _peak_rss_mb()
+    out["peak_rss_mb"] = peak_rss_mb()
     q.put(out)
 
 
-def measure(ctx, households: int, warehouse: str | None, seed: int) -> dict:
-    q = ctx.Queue()
-    p = ctx.Process(target=_prepare_child, args=(households, warehouse, seed, q))
-    p.start()
-    prep = q.get()
-    p.join()
-    got = {}
-    for name in ("full", "raw", "advance", "incremental"):
-        p = ctx.Process(target=phase, args=(name, prep, q))
-        p.start()
-        got[name] = q.get()
-        p.join()
+def measure(households: int, warehouse: str | None, seed: int) -> dict:
+    prep = run_child(_prepare_child, households, warehouse, seed)
+    got = {name: run_child(phase, name, prep)
+           for name in ("full", "raw", "advance", "incremental")}
     return {"households": households, "generate_s": prep["generate_s"],
             "full_s": got["full"]["seconds"], "raw_s": got["raw"]["raw_s"],
             "raw_rows": got["raw"]["raw_rows"], "advance_s": got["advance"]["seconds"],
@@ -190,10 +177,9 @@ def main() -> int:
     args = ap.parse_args()
     sizes = args.households or [3000, 30000]
     OUT.mkdir(parents=True, exist_ok=True)
-    ctx = mp.get_context("spawn")
     results = []
     for n in sizes:
-        r = measure(ctx, n, args.warehouse, args.seed)
+        r = measure(n, args.warehouse, args.seed)
         results.append(r)
         print(f"\n== town of {n:,} households ({r['warehouse'].split(':')[0]} warehouse)")
         print(f"  generate {r['generate_s']:.1f} s (cached when 0)")
