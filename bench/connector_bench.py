@@ -35,7 +35,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from children import CTX, peak_rss_mb, run_child  # noqa: E402  (bench/ is the script's folder)
+from children import CTX, peak_rss_mb, run_child
+
 OUT = ROOT / "bench" / "out"
 
 MARIADB = "mysql+pymysql://root@127.0.0.1:3306/{db}"

@@ -29,7 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from children import peak_rss_mb, run_child  # noqa: E402  (bench/ is the script's folder)
+from children import peak_rss_mb, run_child
+
 OUT = ROOT / "bench" / "out"
 
 
@@ -85,13 +86,13 @@ def run_guichet(households: int, seed: int, q) -> None:
 
 
 def run_splink(households: int, seed: int, q) -> None:
+    import logging
+
     import pandas as pd
     import splink.comparison_library as cl
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
     from splink.comparison_level_library import CustomLevel, ElseLevel, NullLevel
     from splink.comparison_library import CustomComparison
-
-    import logging
 
     logging.getLogger("splink").setLevel(logging.ERROR)  # its training log, not our figures
     left, right, truth, ok = _inputs(households, seed)
