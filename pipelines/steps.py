@@ -352,12 +352,13 @@ def load_core(town: Town, table: str, batches: list[StagedBatch]) -> dict:
 
 
 def _present_keys(entity: str, present: pd.DataFrame) -> pd.DataFrame:
-    """Map legacy primary keys to core keys (ids are integers; PIECE gets its prefix)."""
+    """Map legacy primary keys (int64, from ``LegacyDatabase.keys``) to core keys; PIECE
+    gets its prefix."""
     spec = LEGACY_ENTITIES[entity]
     core_pk = [c for c in BY_NAME[spec.table].primary_key if c != "town"]
     out = pd.DataFrame()
     for legacy_col, core_col in zip(spec.primary_key, core_pk):
-        v = pd.to_numeric(present[legacy_col], errors="coerce").astype("Int64")
+        v = present[legacy_col].astype("Int64")
         out[core_col] = ("legacy:" + v.astype(str)) if core_col == "document_id" else v
     return out
 
