@@ -148,13 +148,12 @@ def procedures_sheet(submitted: pd.DataFrame, decided: pd.DataFrame) -> Sheet:
 
 
 def monthly_sheet(submitted: pd.DataFrame, decided: pd.DataFrame, ms: list[str]) -> Sheet:
-    sub = submitted.groupby(submitted["submitted_at"].dt.strftime("%Y-%m")).size()
+    sub = submitted.groupby(submitted["submitted_at"].dt.strftime("%Y-%m"))
     dec = decided.groupby(decided["decided_at"].dt.strftime("%Y-%m"))
-    out = pd.DataFrame({"submitted": sub, "decided": dec.size(),
+    out = pd.DataFrame({"submitted": sub.size(), "decided": dec.size(),
                         "median_days": dec["processing_minutes"].apply(lambda s: _days(s, .5)),
                         "p90_days": dec["processing_minutes"].apply(lambda s: _days(s, .9)),
-                        "beyond_sla": submitted.groupby(submitted["submitted_at"].dt.strftime(
-                            "%Y-%m"))["beyond_sla"].sum()}).reindex(ms)
+                        "beyond_sla": sub["beyond_sla"].sum()}).reindex(ms)
     for c in ("submitted", "decided", "beyond_sla"):
         out[c] = out[c].fillna(0).astype("int64")
     out = out.rename_axis("month").reset_index()
