@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from pipelines.bulk import bulk_execute, bulk_insert
 from schemas.fields import FIELDS
-from schemas.tables import BY_NAME, LINEAGE
+from schemas.tables import BY_NAME
 
 
 def utcnow() -> dt.datetime:
