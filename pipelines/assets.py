@@ -6,6 +6,7 @@ the staging assets they check and block the core load when a row is lost.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import dagster as dg
@@ -15,6 +16,14 @@ from pipelines import loading, steps
 from pipelines.progress import announce
 from pipelines.resources import GuichetResource
 from pipelines.steps import LEGACY, PORTAL, TREASURY, StagedBatch
+
+
+@contextlib.contextmanager
+def partitioned_checks():
+    """Define partitioned asset checks without Dagster 1.13's "preview" warning for them."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
+        yield
 
 
 def raw_key(source: str, entity: str) -> dg.AssetKey:
@@ -73,8 +82,7 @@ def _entity_assets(source: str, entity: str, partitions, extract, rank: int, ext
                                      "rows_quarantined": batch.rows_quarantined})
         return batch
 
-    with warnings.catch_warnings():  # partitioned asset checks are "preview" in Dagster 1.13
-        warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
+    with partitioned_checks():
 
         @dg.asset_check(asset=sk, name="rows_conserved", blocking=True,
                         partitions_def=partitions, op_tags=DOWNSTREAM,

@@ -20,12 +20,11 @@ Great Expectations is imported by the first check that runs, never when this mod
 from __future__ import annotations
 
 import os
-import warnings
 
 import dagster as dg
 
+from pipelines.assets import DOWNSTREAM, partitioned_checks
 from pipelines.progress import announce
-from pipelines.assets import DOWNSTREAM
 from pipelines.resources import GuichetResource
 
 CHECK_NAME = "gx_suite"
@@ -144,8 +143,7 @@ def build_quality_definitions(partitions) -> dict:
     that takes its asset's value would load every town's partition.
     """
     cores = _core_tables()
-    with warnings.catch_warnings():  # partitioned asset checks are "preview" in Dagster 1.13
-        warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
+    with partitioned_checks():
         checks = [_staged_check(s, e, partitions) for s, e in _source_entities()]
         checks += [_core_check(t, partitions, set(cores)) for t in cores]
     return {"assets": [_quality_flags_asset(partitions, cores)], "asset_checks": checks}

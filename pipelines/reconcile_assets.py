@@ -7,10 +7,9 @@
 
 from __future__ import annotations
 
-import warnings
-
 import dagster as dg
 
+from pipelines.assets import partitioned_checks
 from pipelines.progress import announce
 from pipelines.resources import GuichetResource
 
@@ -37,8 +36,7 @@ def build_reconcile_definitions(partitions, cores: list[str]) -> dict:
             "seconds": round(sum(res.seconds.values()), 1)})
         return res.money
 
-    with warnings.catch_warnings():  # partitioned asset checks are "preview" in Dagster 1.13
-        warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
+    with partitioned_checks():
 
         @dg.asset_check(asset=KEY, name="money_conserved", blocking=True,
                         partitions_def=partitions,

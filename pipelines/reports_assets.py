@@ -11,10 +11,9 @@
 
 from __future__ import annotations
 
-import warnings
-
 import dagster as dg
 
+from pipelines.assets import partitioned_checks
 from pipelines.progress import announce
 from pipelines.reconcile_assets import KEY as RECONCILIATION
 from pipelines.resources import GuichetResource
@@ -38,8 +37,7 @@ def build_reports_definitions(partitions) -> dict:
             "seconds": round(sum(built.seconds.values()), 1)})
         return {"town": town.code}
 
-    with warnings.catch_warnings():  # partitioned asset checks are "preview" in Dagster 1.13
-        warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
+    with partitioned_checks():
 
         @dg.asset_check(asset=KEY, name="finance_totals_agree", blocking=True,
                         partitions_def=partitions,
