@@ -12,7 +12,7 @@ import warnings
 import dagster as dg
 import sqlalchemy as sa
 
-from pipelines import loading, steps
+from pipelines import loading, spool, steps
 from pipelines.progress import announce
 from pipelines.resources import GuichetResource
 from pipelines.steps import LEGACY, PORTAL, TREASURY, StagedBatch
@@ -138,6 +138,7 @@ def build_assets(partitions) -> list:
         announce("sync_report")
         town = guichet.town(context)
         loading.finish_run(town.engine, town.code, town.run_id, "success")
+        spool.clear(town.spool_dir)
         with town.engine.connect() as conn:
             rows = conn.execute(sa.text(
                 "SELECT source, entity, rows_read, rows_loaded, rows_quarantined FROM load_stat "

@@ -33,7 +33,8 @@ def _column_values(series: pd.Series, logical: str, sqlite: bool) -> list:
     return series.astype(object).where(series.notna(), None).tolist()
 
 
-#: rows turned into DBAPI tuples at a time (a million-row table never is, all at once)
+#: rows handled at a time, from the source read through the spools to the core upsert and
+#: the DBAPI tuples written (a million-row table is never held whole)
 CHUNK_ROWS = 50_000
 
 
@@ -43,8 +44,9 @@ def to_tuples(df: pd.DataFrame, columns: list[str], sqlite: bool) -> list[tuple]
 
 
 def _tuple_chunks(df: pd.DataFrame, columns: list[str], sqlite: bool):
-    for i in range(0, len(df), CHUNK_ROWS):
-        yield to_tuples(df.iloc[i:i + CHUNK_ROWS], columns, sqlite)
+    n = CHUNK_ROWS  # read at call time: a test sets it small
+    for i in range(0, len(df), n):
+        yield to_tuples(df.iloc[i:i + n], columns, sqlite)
 
 
 def bulk_insert(conn: sa.Connection, table: str, df: pd.DataFrame,

@@ -13,10 +13,13 @@ import datetime as dt
 import hashlib
 import uuid
 from dataclasses import dataclass
+from typing import Self
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from pipelines import bulk
 from pipelines.bulk import bulk_execute, bulk_insert
 from schemas.fields import FIELDS
 from schemas.tables import BY_NAME
@@ -150,6 +153,13 @@ class CoreCounts:
     unchanged: int = 0
     deleted: int = 0
 
+    def __iadd__(self, other: CoreCounts) -> Self:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.deleted += other.deleted
+        return self
+
 
 def row_hashes(df: pd.DataFrame) -> pd.Series:
     """Content hash of canonical rows: deterministic across runs and processes
@@ -163,32 +173,39 @@ def upsert_core(conn: sa.Connection, town: str, run_id: str, table: str, rows: p
                 *, present: pd.DataFrame | None = None, scope: str | None = None) -> CoreCounts:
     """Insert new rows, replace changed ones, leave identical ones untouched.
 
-    ``present``: when given, the primary keys (without town) that still exist
-    at the source; core rows of this town outside it (and matching ``scope``,
-    a SQL condition) are marked deleted by this run rather than removed.
+    ``rows`` is compared with the warehouse ``bulk.CHUNK_ROWS`` at a time (memory stays
+    flat); a key seen twice keeps its last row. ``present``: when given, the primary keys (without
+    town) that still exist at the source; core rows of this town outside it (and
+    matching ``scope``, a SQL condition) are marked deleted by this run.
     """
+    pk = primary_key(table)
+    counts = CoreCounts()
+    n = bulk.CHUNK_ROWS
+    for i in range(0, len(rows), n):
+        counts += _upsert_chunk(conn, town, run_id, table, rows.iloc[i:i + n], scope)
+    if present is not None:
+        counts.deleted += mark_absent(conn, town, run_id, table, present[pk], scope=scope)
+    return counts
+
+
+def primary_key(table: str) -> list[str]:
+    return [c for c in BY_NAME[table].primary_key if c != "town"]
+
+
+def _upsert_chunk(conn: sa.Connection, town: str, run_id: str, table: str,
+                  rows: pd.DataFrame, scope: str | None) -> CoreCounts:
     spec = BY_NAME[table]
-    pk = [c for c in spec.primary_key if c != "town"]
+    pk = primary_key(table)
     data_cols = [c for c in spec.data_columns if c != "town"]
     counts = CoreCounts()
     rows = rows[data_cols].copy()
     if rows.duplicated(subset=pk, keep="last").any():
         rows = rows.drop_duplicates(subset=pk, keep="last")
     rows["row_hash"] = row_hashes(rows[data_cols]).values
-    where_scope = f" AND {scope}" if scope else ""
-    select = (f"SELECT {', '.join(pk)}, row_hash, first_run_id, deleted_run_id FROM {table} "
-              f"WHERE town = ?{where_scope}")
-    if len(pk) == 1 and len(rows) <= SMALL_BATCH:  # incremental: only the keys at hand
-        keys = [_plain(v) for v in rows[pk[0]].tolist()]
-        parts = [read_frame(conn, f"{select} AND {pk[0]} IN ({', '.join('?' * len(c))})",
-                            [town, *c]) for c in _chunks(keys, 900)]
-        existing = (pd.concat(parts, ignore_index=True) if parts
-                    else read_frame(conn, f"{select} AND 1 = 0", [town]))
-    else:
-        existing = read_frame(conn, select, [town])
-    existing = _align_keys(existing, rows, pk)
+    existing = _existing(conn, town, table, pk, rows, scope)
+    _align_keys(pk, existing, rows)
     # compare on the keys and hashes only (a left merge keeps the rows' order: the
-    # result lines up with ``rows``), so a big table is not copied once more
+    # result lines up with ``rows``)
     m = rows[[*pk, "row_hash"]].merge(existing, on=pk, how="left", suffixes=("", "_old"),
                                       indicator=True)
     is_new = (m["_merge"] == "left_only").to_numpy()
@@ -202,20 +219,40 @@ def upsert_core(conn: sa.Connection, town: str, run_id: str, table: str, rows: p
     sel = is_new | changed
     if sel.any():
         first = m["first_run_id"].to_numpy(dtype=object)[sel]
-        # rows is this function's own copy: a first load writes it as it is
-        write = rows if sel.all() else rows.loc[sel].copy()
+        write = rows if sel.all() else rows.loc[sel].copy()  # rows is this function's copy
         write["first_run_id"] = [run_id if n or pd.isna(f) else f
                                  for n, f in zip(is_new[sel], first)]
         write["last_run_id"] = run_id
         write["deleted_run_id"] = None
         write["town"] = town
         bulk_insert(conn, table, write)  # columns by name: town, data columns, lineage
-    if present is not None:
-        counts.deleted = _mark_deleted(conn, table, town, run_id, pk, present, rows, where_scope)
     return counts
 
 
-SMALL_BATCH = 50_000
+def _existing(conn: sa.Connection, town: str, table: str, pk: list[str], rows: pd.DataFrame,
+              scope: str | None) -> pd.DataFrame:
+    """Key, hash and lineage of the warehouse rows that share the chunk's first key column:
+    one range query when the chunk is dense in an integer key (a source read in key
+    order), else lists of values; never the whole table."""
+    select = (f"SELECT {', '.join(pk)}, row_hash, first_run_id, deleted_run_id FROM {table} "
+              f"WHERE town = ?{f' AND {scope}' if scope else ''}")
+    first = pk[0]
+    values = rows[first].dropna()
+    if values.empty:
+        return read_frame(conn, f"{select} AND 1 = 0", [town])
+    if FIELDS[first].type == "integer":
+        ints = pd.to_numeric(values)
+        lo, hi = int(ints.min()), int(ints.max())
+        if hi - lo < 4 * len(ints) + 1_000:
+            return read_frame(conn, f"{select} AND {first} BETWEEN ? AND ?", [town, lo, hi])
+    if FIELDS[first].type == "date":
+        values = pd.to_datetime(values).dt.date
+    keys = [_plain(v) for v in values.unique().tolist()]
+    parts = [read_frame(conn, f"{select} AND {first} IN ({', '.join('?' * len(c))})", [town, *c])
+             for c in _chunks(keys, 900)]
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
 
 
 def _chunks(values: list, n: int):
@@ -276,27 +313,33 @@ def prune_children(conn: sa.Connection, town: str, table: str, parent: str,
     """Delete the children of the staged parents that the staged rows no longer have."""
     if rows.empty:
         return 0
-    pk = [c for c in BY_NAME[table].primary_key if c != "town"]
-    existing = read_frame(conn, f"SELECT {', '.join(pk)} FROM {table} WHERE town = ?", [town])
-    existing = existing[existing[parent].astype(str).isin(set(rows[parent].astype(str)))]
-    keep = rows[pk].astype(str).apply(tuple, axis=1)
-    gone = existing[~existing.astype(str).apply(tuple, axis=1).isin(set(keep))]
+    pk = primary_key(table)
+    parents = [_plain(v) for v in rows[parent].dropna().unique().tolist()]
+    parts = [read_frame(conn, f"SELECT {', '.join(pk)} FROM {table} WHERE town = ? "
+                              f"AND {parent} IN ({', '.join('?' * len(c))})", [town, *c])
+             for c in _chunks(parents, 900)]
+    if not parts:
+        return 0
+    existing = pd.concat(parts, ignore_index=True)
+    keep = set(rows[pk].astype(str).itertuples(index=False, name=None))
+    gone = existing[[k not in keep for k in
+                     existing.astype(str).itertuples(index=False, name=None)]]
     _delete_keys(conn, table, town, pk, gone)
     return len(gone)
 
 
-def _align_keys(existing: pd.DataFrame, rows: pd.DataFrame, pk: list[str]) -> pd.DataFrame:
-    """Give key columns read back from the database the dtypes of the staged rows."""
+def _align_keys(pk: list[str], *frames: pd.DataFrame) -> None:
+    """Give the key columns of ``frames`` (read back from the database, staged, or from
+    the source) one dtype each, so they compare equal (in place)."""
     for c in pk:
         kind = FIELDS[c].type
-        for df in (existing, rows):
+        for df in frames:
             if kind == "integer":
                 df[c] = pd.to_numeric(df[c]).astype("Int64")
             elif kind == "date":
                 df[c] = pd.to_datetime(df[c]).dt.date.astype(object)
             else:
                 df[c] = df[c].astype("string")
-    return existing
 
 
 def _delete_keys(conn, table, town, pk, keys: pd.DataFrame) -> None:
@@ -305,15 +348,57 @@ def _delete_keys(conn, table, town, pk, keys: pd.DataFrame) -> None:
     bulk_execute(conn, f"DELETE FROM {table} WHERE town = ? AND {cond}", params)
 
 
-def _mark_deleted(conn, table, town, run_id, pk, present, rows, where_scope) -> int:
-    """Mark the live core rows whose key is no longer at the source."""
-    alive = read_frame(conn, f"SELECT {', '.join(pk)} FROM {table} WHERE town = ? "
-                             f"AND deleted_run_id IS NULL{where_scope}", [town])
+def iter_frames(conn: sa.Connection, sql: str, params: list, n: int | None = None):
+    """A query's rows as DataFrames of ``n`` rows, never all at once (a server-side
+    cursor on PostgreSQL; SQLite's cursor steps through the result)."""
+    raw = conn.connection.driver_connection
+    if conn.dialect.name == "sqlite":
+        cur = raw.cursor()
+    else:
+        sql = sql.replace("?", "%s")
+        cur = raw.cursor(name=f"guichet_{uuid.uuid4().hex[:12]}")
+    try:
+        cur.execute(sql, tuple(params))
+        cols = None
+        while True:
+            batch = cur.fetchmany(n or bulk.CHUNK_ROWS)
+            if cols is None:
+                cols = [d[0] for d in cur.description]
+            if not batch:
+                return
+            yield pd.DataFrame(batch, columns=cols, dtype=object)
+    finally:
+        cur.close()
+
+
+def mark_absent(conn: sa.Connection, town: str, run_id: str, table: str,
+                present: pd.DataFrame, *, scope: str | None = None) -> int:
+    """Mark deleted the live core rows (matching ``scope``, a SQL condition) whose key
+    is not in ``present``, the keys still at the source. The warehouse's keys are read
+    a chunk at a time; an integer key is looked up in a sorted array (8 bytes a key)."""
+    pk = primary_key(table)
     present = present[pk].copy()
-    _align_keys(alive, rows, pk)
-    _align_keys(present, rows, pk)
-    gone = alive.merge(present.drop_duplicates(), on=pk, how="left", indicator=True)
-    gone = gone[gone["_merge"] == "left_only"][pk]
+    _align_keys(pk, present)
+    if len(pk) == 1 and FIELDS[pk[0]].type == "integer":
+        have = np.sort(present[pk[0]].dropna().to_numpy(dtype="int64"))
+
+        def absent(chunk: pd.DataFrame) -> np.ndarray:
+            v = chunk[pk[0]].to_numpy(dtype="int64")
+            at = np.minimum(np.searchsorted(have, v), max(len(have) - 1, 0))
+            return (have[at] != v) if len(have) else np.ones(len(v), dtype=bool)
+    else:
+        keys = set(present.astype(str).itertuples(index=False, name=None))
+
+        def absent(chunk: pd.DataFrame) -> np.ndarray:
+            return np.array([k not in keys for k in
+                             chunk.astype(str).itertuples(index=False, name=None)], dtype=bool)
+    where = f" AND {scope}" if scope else ""
+    gone = []
+    for chunk in iter_frames(conn, f"SELECT {', '.join(pk)} FROM {table} WHERE town = ? "
+                                   f"AND deleted_run_id IS NULL{where}", [town]):
+        _align_keys(pk, chunk)
+        gone.append(chunk[absent(chunk)])
+    gone = pd.concat(gone, ignore_index=True) if gone else pd.DataFrame(columns=pk)
     cond = " AND ".join(f"{c} = ?" for c in pk)
     bulk_execute(conn, f"UPDATE {table} SET deleted_run_id = ?, last_run_id = ? "
                  f"WHERE town = ? AND {cond}",

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from connectors.warehouse import make_engine
 from pipelines import loading
 from pipelines.config import Config, load_config
-from pipelines.steps import Town, open_town
+from pipelines.steps import Town, clear_stale_spools, open_town
 
 _ENGINES: dict[str, sa.Engine] = {}
 
@@ -48,6 +48,8 @@ class GuichetResource(dg.ConfigurableResource):
         with engine.connect() as conn:
             exists = conn.execute(sa.text("SELECT 1 FROM load_run WHERE town = :t AND run_id = :r"),
                                   {"t": code, "r": context.run.run_id}).first()
+        town = open_town(self.config(), code, engine, context.run.run_id)
         if not exists:
             loading.start_run(engine, code, dagster_run_id=context.run.run_id, run_id=context.run.run_id)
-        return open_town(self.config(), code, engine, context.run.run_id)
+            clear_stale_spools(town)
+        return town

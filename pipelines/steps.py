@@ -19,10 +19,11 @@ import sqlalchemy as sa
 from connectors.legacy import LegacyDatabase, overlap_start
 from connectors.portal import instant_key, open_portal, parse_instant
 from connectors.treasury import open_drop
-from pipelines import loading
+from pipelines import bulk, loading, spool
 from pipelines.bulk import bulk_execute, bulk_insert
 from pipelines.config import Config, TownConfig
 from pipelines.purges import flag_purges
+from pipelines.spool import SOURCE_KEY, Spool
 from schemas.fields import FIELDS
 from schemas.legacy import LEGACY_ENTITIES, legacy_source_key, stage_legacy
 from schemas.portal import PORTAL_COLLECTIONS, portal_source_key, stage_portal
@@ -47,12 +48,20 @@ class Town:
     def code(self) -> str:
         return self.config.code
 
+    @property
+    def spool_dir(self) -> Path:
+        """Where this run of the town spools its chunks between steps."""
+        return spool.root(self.landing_dir) / self.code / self.run_id
+
+    def spool(self, source: str, entity: str, step: str) -> Spool:
+        return Spool.new(self.spool_dir / f"{source}.{entity}.{step}")
+
 
 @dataclass
 class Extracted:
     source: str
     entity: str
-    frame: pd.DataFrame
+    spool: Spool | None  # the rows read, chunk by chunk (treasury: None, see ``files``)
     rows_read: int
     new_versions: int = 0
     watermark: str | None = None  # value to commit with the core load
@@ -63,8 +72,9 @@ class Extracted:
 
     def release(self) -> None:
         """Drop the rows once staged: a Dagster run's in-memory IO keeps every step's
-        output to the end of the run, so a town would otherwise hold all its tables."""
-        self.frame = self.frame.iloc[0:0]
+        output to the end of the run."""
+        if self.spool is not None:
+            self.spool.drop()
         self.present = None
 
 
@@ -72,7 +82,7 @@ class Extracted:
 class StagedBatch:
     source: str
     entity: str
-    staged: dict[str, Staged]  # core table -> staged rows
+    staged: dict[str, Spool]  # core table -> its staged rows (the main table first)
     rows_read: int
     rows_loaded: int
     rows_quarantined: int
@@ -93,16 +103,20 @@ def mark_loaded(table: str, batches: list[StagedBatch]) -> None:
     for b in batches:
         b.loaded_into.add(table)
         if b.loaded_into >= set(b.staged):
+            for sp in b.staged.values():
+                sp.drop()
             b.staged, b.present = {}, None
 
 
 # ------------------------------------------------------------ extract
 def extract_legacy(town: Town, entity: str, invoices: Extracted | None = None) -> Extracted:
-    """Rows changed since the watermark (with an overlap), landed in the raw layer."""
+    """Rows changed since the watermark (with an overlap), landed in the raw layer and
+    spooled chunk by chunk as they are read."""
     t0 = time.perf_counter()
     spec = LEGACY_ENTITIES[entity]
-    db = LegacyDatabase(town.config.legacy_url)
-    parts, new, dm_max = [], 0, ""
+    db = LegacyDatabase(town.config.legacy_url, chunk_rows=bulk.CHUNK_ROWS)
+    out = town.spool(LEGACY, entity, "extract")
+    new, dm_max, ids = 0, "", set()
     try:
         wm = loading.get_watermark(town.engine, town.code, LEGACY, entity)
         if spec.has_date_maj:
@@ -111,8 +125,8 @@ def extract_legacy(town: Town, entity: str, invoices: Extracted | None = None) -
             chunks = db.read(entity, key_columns=spec.primary_key)  # first load
         else:  # LIGNE_FACTURE has no DATE_MAJ: re-read the lines of invoices that moved
             chunks = db.read_where_in(entity, "ID_FACTURE", invoices.invoice_ids or [])
-        # each chunk lands in the raw layer as it comes (one transaction): the JSON
-        # payloads and their hashes are never all in memory at once
+        # each chunk lands in the raw layer as it comes (one transaction) and goes to
+        # the spool: the table is never in memory whole
         with town.engine.begin() as conn:
             for chunk in chunks:
                 keys = legacy_source_key(entity, chunk)
@@ -122,45 +136,58 @@ def extract_legacy(town: Town, entity: str, invoices: Extracted | None = None) -
                 if spec.has_date_maj:
                     dm = chunk["DATE_MAJ"].dropna().astype(str).str.rstrip()
                     dm_max = max(dm_max, dm.max() if len(dm) else "")
-                parts.append(chunk)
+                if entity == "FACTURE":
+                    ids.update(pd.to_numeric(chunk["ID_FACTURE"], errors="coerce")
+                               .dropna().astype("int64").tolist())
+                out.append(chunk)
         present = db.keys(entity, spec.primary_key)
     finally:
         db.dispose()
-    frame = (pd.concat(parts, ignore_index=True) if parts
-             else pd.DataFrame(columns=[*spec.columns, "source_key"]))
-    del parts
+    if not out.chunks_written:  # nothing changed: an empty chunk carries the columns
+        out.append(pd.DataFrame(columns=[*spec.columns, "source_key"]))
     if spec.has_date_maj:
         new_wm = max(wm or "", dm_max) or None
     else:
         new_wm = (invoices.watermark if invoices is not None else None) or wm or "loaded"
     present = present.rename(columns=str.upper)
-    ids = sorted({int(v) for v in pd.to_numeric(frame["ID_FACTURE"], errors="coerce").dropna()}) \
-        if entity == "FACTURE" else None
-    return Extracted(LEGACY, entity, frame, len(frame), new, new_wm, present,
-                     seconds=time.perf_counter() - t0, invoice_ids=ids)
+    return Extracted(LEGACY, entity, out, out.rows, new, new_wm, present,
+                     seconds=time.perf_counter() - t0,
+                     invoice_ids=sorted(ids) if entity == "FACTURE" else None)
 
 
 def extract_portal(town: Town, collection: str) -> Extracted:
-    """Items updated since the watermark (inclusive), landed in the raw layer."""
+    """Items updated since the watermark (inclusive), landed in the raw layer and spooled
+    ``bulk.CHUNK_ROWS`` at a time."""
     t0 = time.perf_counter()
     wm = loading.get_watermark(town.engine, town.code, PORTAL, collection)
     since = parse_instant(wm) if wm else None
     src = open_portal(town.config.portal_base, town.config.portal_token)
-    recs = []
-    latest = since
-    for raw in src.items(collection, since):
-        key = portal_source_key(collection, raw.item) if isinstance(raw.item, dict) else None
-        recs.append((key, raw.line_no, raw.payload, raw.item))
-        t = instant_key(raw.item)
-        if t is not None and (latest is None or t > latest):
-            latest = t
-    frame = pd.DataFrame(recs, columns=["source_key", "line_no", "payload", "item"])
-    keys = frame["source_key"].where(frame["source_key"].notna(),
-                                     "line:" + frame["line_no"].astype(str))
-    new = loading.land_raw(town.engine, town.code, town.run_id, PORTAL, collection,
-                           keys, frame["payload"])
+    out = town.spool(PORTAL, collection, "extract")
+    recs: list = []
+    latest, new = since, 0
+
+    def land(conn) -> int:
+        frame = pd.DataFrame(recs, columns=["source_key", "line_no", "payload", "item"])
+        keys = frame["source_key"].where(frame["source_key"].notna(),
+                                         "line:" + frame["line_no"].astype(str))
+        out.append(frame)
+        recs.clear()
+        return loading.land_raw_rows(conn, town.code, town.run_id, PORTAL, collection,
+                                     keys, frame["payload"])
+
+    with town.engine.begin() as conn:
+        for raw in src.items(collection, since):
+            key = portal_source_key(collection, raw.item) if isinstance(raw.item, dict) else None
+            recs.append((key, raw.line_no, raw.payload, raw.item))
+            t = instant_key(raw.item)
+            if t is not None and (latest is None or t > latest):
+                latest = t
+            if len(recs) >= bulk.CHUNK_ROWS:
+                new += land(conn)
+        if recs or not out.chunks_written:
+            new += land(conn)
     new_wm = latest.astimezone(dt.UTC).isoformat() if latest is not None else wm
-    return Extracted(PORTAL, collection, frame, len(frame), new, new_wm, None,
+    return Extracted(PORTAL, collection, out, out.rows, new, new_wm, None,
                      seconds=time.perf_counter() - t0)
 
 
@@ -204,53 +231,59 @@ def extract_treasury(town: Town) -> Extracted:
         else:
             seen[sha] = len(files)
             files.append(entry)
-    frame = pd.DataFrame(files, columns=["town", "sha256", "file_name", "folder_day",
-                                         "size_bytes", "format", "landed_path", "status",
-                                         "reason", "run_id"])
-    return Extracted(TREASURY, "files", frame, len(frame), len(frame),
+    return Extracted(TREASURY, "files", None, len(files), len(files),
                      latest.isoformat() if latest else wm, None, files,
                      seconds=time.perf_counter() - t0)
 
 
 # -------------------------------------------------------------- stage
 def stage(town: Town, ext: Extracted) -> StagedBatch:
-    """Parse and validate; rejected rows go to quarantine now, with their reason."""
+    """Parse and validate, chunk by chunk; rejected rows go to quarantine now, with
+    their reason, and the canonical rows to one spool per core table."""
     t0 = time.perf_counter()
     if ext.source == TREASURY:
         return _stage_treasury(town, ext, t0)
-    if ext.source == LEGACY:
-        staged = stage_legacy(ext.entity, ext.frame)
-    else:
-        frame = ext.frame.copy()
-        frame["source_key"] = frame["source_key"].where(
-            frame["source_key"].notna(), "line:" + frame["line_no"].astype(str))
-        staged = stage_portal(ext.entity, frame)
-    q = staged.quarantine.copy()
-    q["payload"] = _payloads_of(ext, q["source_key"])
+    tables: dict[str, Spool] = {}
+    loaded = quarantined = 0
     with town.engine.begin() as conn:
-        loading.write_quarantine(conn, town.code, town.run_id, ext.source, ext.entity, q)
-    tables = {staged.table: staged}
-    for name, extra in staged.extra.items():
-        tables[name] = Staged(name, extra, staged.quarantine.iloc[0:0],
-                              pd.Series([], dtype=object))
-    return StagedBatch(ext.source, ext.entity, tables, ext.rows_read, len(staged.rows),
-                       len(staged.quarantine), ext.watermark, ext.present, [],
-                       time.perf_counter() - t0)
+        for chunk in ext.spool.chunks():
+            staged = _stage_chunk(ext.source, ext.entity, chunk)
+            q = staged.quarantine.copy()
+            q["payload"] = _payloads_of(ext.source, chunk, q["source_key"])
+            loading.write_quarantine(conn, town.code, town.run_id, ext.source, ext.entity, q)
+            loaded += len(staged.rows)
+            quarantined += len(staged.quarantine)
+            parts = {staged.table: staged.rows.assign(**{SOURCE_KEY: staged.source_keys.values}),
+                     **staged.extra}
+            for name, rows in parts.items():
+                if name not in tables:
+                    tables[name] = town.spool(ext.source, ext.entity, f"stage.{name}")
+                tables[name].append(rows)
+    return StagedBatch(ext.source, ext.entity, tables, ext.rows_read, loaded, quarantined,
+                       ext.watermark, ext.present, [], time.perf_counter() - t0)
 
 
-def _payloads_of(ext: Extracted, keys: pd.Series) -> list[str]:
+def _stage_chunk(source: str, entity: str, chunk: pd.DataFrame) -> Staged:
+    if source == LEGACY:
+        return stage_legacy(entity, chunk)
+    frame = chunk.copy()
+    frame["source_key"] = frame["source_key"].where(
+        frame["source_key"].notna(), "line:" + frame["line_no"].astype(str))
+    return stage_portal(entity, frame)
+
+
+def _payloads_of(source: str, chunk: pd.DataFrame, keys: pd.Series) -> list[str]:
     """The raw text of the quarantined records (only those: this is not the hot path)."""
     if keys.empty:
         return []
-    frame = ext.frame
-    if ext.source == LEGACY:
-        rows = frame[frame["source_key"].isin(set(keys))]
+    if source == LEGACY:
+        rows = chunk[chunk["source_key"].isin(set(keys))]
         text = loading.records_to_payloads(rows.drop(columns=["source_key"]))
         by_key = dict(zip(rows["source_key"], text))
     else:
-        k = frame["source_key"].where(frame["source_key"].notna(),
-                                      "line:" + frame["line_no"].astype(str))
-        by_key = dict(zip(k, frame["payload"]))
+        k = chunk["source_key"].where(chunk["source_key"].notna(),
+                                      "line:" + chunk["line_no"].astype(str))
+        by_key = dict(zip(k, chunk["payload"]))
     return [by_key.get(k, "") for k in keys]
 
 
@@ -289,8 +322,9 @@ def _stage_treasury(town: Town, ext: Extracted, t0: float) -> StagedBatch:
         for c in cols:  # the parsers give aware local times; the warehouse keeps naive UTC
             if FIELDS[c].type == "datetime":
                 df[c] = pd.to_datetime(df[c], utc=True).dt.tz_localize(None)
-        tables[name] = Staged(name, df, q.iloc[0:0][["source_key", "reason"]],
-                              pd.Series([], dtype=object))
+        tables[name] = town.spool(TREASURY, "files", f"stage.{name}")
+        for part in spool.chunked(df):
+            tables[name].append(part)
     return StagedBatch(TREASURY, "files", tables, read, loaded, len(q), ext.watermark, None,
                        ext.files, time.perf_counter() - t0)
 
@@ -303,34 +337,33 @@ DERIVED_CHILDREN = {"procedure_state": "request_id"}
 
 
 def load_core(town: Town, table: str, batches: list[StagedBatch]) -> dict:
-    """Upsert one core table from its staged batches, in one transaction, and move
-    the watermarks of the batches whose main table this is."""
+    """Upsert one core table from its staged batches, chunk by chunk in one transaction,
+    and move the watermarks of the batches whose main table this is."""
     t0 = time.perf_counter()
     totals = loading.CoreCounts()
     with town.engine.begin() as conn:
         for b in batches:
-            st = b.staged.get(table)
-            if st is None:
+            sp = b.staged.get(table)
+            if sp is None:
                 continue
             is_main = next(iter(b.staged)) == table
-            present = None
-            if b.present is not None and is_main:
-                present = _present_keys(b.entity, b.present)
             scope = PURGE_SCOPE.get(table) if b.source == LEGACY else None
-            c = loading.upsert_core(conn, town.code, town.run_id, table, st.rows,
-                                    present=present, scope=scope)
-            if table in DERIVED_CHILDREN:  # rows derived from a parent: replace per parent
-                c.deleted += loading.prune_children(conn, town.code, table,
-                                                    DERIVED_CHILDREN[table], st.rows)
-            totals.inserted += c.inserted
-            totals.updated += c.updated
-            totals.unchanged += c.unchanged
-            totals.deleted += c.deleted
+            c = loading.CoreCounts()
+            for rows in sp.chunks():
+                keys = rows.pop(SOURCE_KEY) if SOURCE_KEY in rows.columns else None
+                c += loading.upsert_core(conn, town.code, town.run_id, table, rows, scope=scope)
+                if table in DERIVED_CHILDREN:  # derived from a parent: replace per parent
+                    c.deleted += loading.prune_children(conn, town.code, table,
+                                                        DERIVED_CHILDREN[table], rows)
+                if is_main and keys is not None and len(keys):
+                    loading.resolve_quarantine(conn, town.code, town.run_id, b.source,
+                                               b.entity, keys)
+            if is_main and b.present is not None:
+                c.deleted += loading.mark_absent(conn, town.code, town.run_id, table,
+                                                 _present_keys(b.entity, b.present), scope=scope)
+            totals += c
             if not is_main:
                 continue
-            if len(st.source_keys):
-                loading.resolve_quarantine(conn, town.code, town.run_id, b.source, b.entity,
-                                           st.source_keys)
             if b.source == TREASURY:
                 _record_files(conn, b.files)
                 loading.resolve_quarantine(
@@ -395,10 +428,19 @@ def open_town(config: Config, code: str, engine: sa.Engine, run_id: str) -> Town
     return Town(config.town(code), engine, Path(config.landing_dir), run_id)
 
 
+def clear_stale_spools(town: Town) -> None:
+    """At the start of a run: drop the spools of the town's runs that are not running."""
+    with town.engine.connect() as conn:
+        running = set(conn.execute(sa.text("SELECT run_id FROM load_run WHERE town = :t "
+                                           "AND status = 'running'"), {"t": town.code}).scalars())
+    spool.clear_stale(town.spool_dir.parent, running)
+
+
 def run_town(config: Config, code: str, engine: sa.Engine, *, progress=None) -> dict:
     """The whole nightly sync of one town without Dagster (same steps, same order)."""
     run_id = loading.start_run(engine, code)
     town = open_town(config, code, engine, run_id)
+    clear_stale_spools(town)
     report: dict = {"run_id": run_id, "extract": {}, "stage": {}, "core": {}}
     batches: dict[tuple[str, str], StagedBatch] = {}
     todo = [(LEGACY, e) for e in LEGACY_ORDER] + [(PORTAL, c) for c in PORTAL_COLLECTIONS] \
@@ -437,4 +479,5 @@ def run_town(config: Config, code: str, engine: sa.Engine, *, progress=None) -> 
         status = "success"
     finally:
         loading.finish_run(engine, code, run_id, status)
+        spool.clear(town.spool_dir)
     return report

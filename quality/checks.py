@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
+from pipelines.spool import SOURCE_KEY
 from quality import decisions, frames, gx, store, suites
 from quality.flags import FlagCounts, refresh_flags, retire_rules
 from quality.labels import column_fr, table_fr, value_fr
@@ -88,7 +89,8 @@ def check_staged(engine: sa.Engine | None, town: str, run_id: str, source: str, 
     """Validate the main table of a staged batch (``pipelines.steps.StagedBatch``)."""
     name = next(iter(batch.staged))
     suite = suites.staged_suite(source, entity, name)
-    return check_frame(engine, town, run_id, suite, batch.staged[name].rows)
+    rows = batch.staged[name].frame().drop(columns=[SOURCE_KEY], errors="ignore")
+    return check_frame(engine, town, run_id, suite, rows)
 
 
 def check_frame(engine: sa.Engine | None, town: str, run_id: str, suite: suites.Suite,

@@ -282,22 +282,60 @@ def test_file_refused_in_one_run_is_taken_when_redelivered_in_a_later_run(wareho
     engine.dispose()
 
 
-def test_a_batch_drops_its_rows_once_every_table_it_feeds_is_loaded():
+def test_a_batch_drops_its_rows_once_every_table_it_feeds_is_loaded(tmp_path):
     """What a run keeps to its end (Dagster's in-memory outputs) holds no rows: an
-    extract after staging, a staged batch once all its core tables are written."""
+    extract's spool goes once staged, a staged batch's once all its core tables are
+    written."""
     import pandas as pd
 
+    from pipelines.spool import Spool
     from pipelines.steps import Extracted, StagedBatch, mark_loaded
 
-    ext = Extracted("legacy", "FACTURE", pd.DataFrame({"ID_FACTURE": [1, 2]}), 2,
-                    present=pd.DataFrame({"ID_FACTURE": [1, 2]}), invoice_ids=[1, 2])
+    sp = Spool.new(tmp_path / "x")
+    sp.append(pd.DataFrame({"ID_FACTURE": [1, 2]}))
+    ext = Extracted("legacy", "FACTURE", sp, 2, present=pd.DataFrame({"ID_FACTURE": [1, 2]}),
+                    invoice_ids=[1, 2])
     ext.release()
-    assert ext.frame.empty and list(ext.frame.columns) == ["ID_FACTURE"]
+    assert not sp.path.exists()
     assert ext.present is None and ext.invoice_ids == [1, 2] and ext.rows_read == 2
-    b = StagedBatch("portal", "requests", {"procedure_request": object(),
-                                           "procedure_state": object()},
-                    3, 3, 0, None, pd.DataFrame({"k": [1]}), [])
+    staged = {}
+    for name in ("procedure_request", "procedure_state"):
+        staged[name] = Spool.new(tmp_path / name)
+        staged[name].append(pd.DataFrame({"k": [1]}))
+    b = StagedBatch("portal", "requests", dict(staged), 3, 3, 0, None, pd.DataFrame({"k": [1]}), [])
     mark_loaded("procedure_request", [b])
     assert set(b.staged) == {"procedure_request", "procedure_state"} and not b.released
+    assert all(s.path.exists() for s in staged.values())
     mark_loaded("procedure_state", [b])
     assert b.released and b.rows_loaded == 3
+    assert not any(s.path.exists() for s in staged.values())
+
+
+def test_small_chunks_load_what_whole_tables_load(warehouse_url, town_dir, tmp_path, monkeypatch):
+    """The sync streams every table in chunks (source read, spools, core upsert, purge
+    check): with chunks of 23 rows it loads exactly what it loads in one chunk, so a
+    run with the usual chunk size afterwards finds nothing to change."""
+    from pipelines import bulk
+
+    cfg = town_config(warehouse_url, {"44190": town_dir}, tmp_path / "landing")
+    engine = make_engine(warehouse_url)
+    for day in (0, 1):
+        if day:
+            advance_town(town_dir, days=1)
+        monkeypatch.setattr(bulk, "CHUNK_ROWS", 41)
+        small = run_town(cfg, "44190", engine)
+        if not day:
+            assert small["extract"]["legacy.RESERVATION"]["read"] > 41
+        digest = core_digest(engine)
+        quarantined = count(engine, "SELECT COUNT(*) FROM quarantine")
+        for key, s in stats(engine, "44190", small["run_id"]).items():
+            assert s["rows_read"] == s["rows_loaded"] + s["rows_quarantined"], key
+        monkeypatch.setattr(bulk, "CHUNK_ROWS", 50_000)
+        whole = run_town(cfg, "44190", engine)
+        assert core_digest(engine) == digest, day
+        assert count(engine, "SELECT COUNT(*) FROM quarantine") == quarantined, day
+        for key, s in stats(engine, "44190", whole["run_id"]).items():
+            assert s["rows_inserted"] == s["rows_updated"] == s["rows_deleted"] == 0, (day, key)
+    # nothing is left in the spool once a run is over
+    assert not any((tmp_path / "spool").rglob("*.*"))
+    engine.dispose()
