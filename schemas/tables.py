@@ -148,7 +148,10 @@ TABLES: list[TableSpec] = [
        [T, "source", "entity", "source_key",
         ("content_hash", "SHA-256 (first 128 bits) of source, entity, key and raw text: one row per version."),
         "run_id", "extracted_at", "payload"],
-       [T, "content_hash"]),
+       # keyed by record, then version: a table read in key order lands near the end of
+       # the index (a key of hashes alone scatters every insert over an index far larger
+       # than the cache), and a record's history is one index range
+       [T, "source", "entity", "source_key", "content_hash"]),
     _t("treasury_file", "raw", "Files taken from the payment office's drop, identified by content.",
        [T, "sha256", "file_name", "folder_day", "size_bytes", "format", "landed_path",
         ("status", "loaded, or quarantined when the file as a whole could not be used."),
