@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,18 +87,28 @@ class SuiteResult:
 # ------------------------------------------------------------ staged
 def check_staged(engine: sa.Engine | None, town: str, run_id: str, source: str, entity: str,
                  batch) -> SuiteResult:
-    """Validate the main table of a staged batch (``pipelines.steps.StagedBatch``)."""
+    """Validate the main table of a staged batch (``pipelines.steps.StagedBatch``), one
+    spooled chunk at a time (memory stays flat). A key repeated in two chunks is not a
+    failure: the later row replaces the earlier one in core, as within a chunk the
+    later version supersedes the earlier (docs/sync.md)."""
     name = next(iter(batch.staged))
     suite = suites.staged_suite(source, entity, name)
-    rows = batch.staged[name].frame().drop(columns=[SOURCE_KEY], errors="ignore")
-    return check_frame(engine, town, run_id, suite, rows)
+    return check_frame(engine, town, run_id, suite,
+                       (c.drop(columns=[SOURCE_KEY], errors="ignore")
+                        for c in batch.staged[name].chunks()))
 
 
 def check_frame(engine: sa.Engine | None, town: str, run_id: str, suite: suites.Suite,
-                frame: pd.DataFrame) -> SuiteResult:
+                frames: pd.DataFrame | Iterable[pd.DataFrame]) -> SuiteResult:
+    """Validate a frame, or consecutive chunks of one, against ``suite``; store the
+    outcomes when ``engine`` is given."""
     t0 = time.perf_counter()
-    outcomes = gx.validate(frame, suite)
-    res = SuiteResult(suite.name, suite.table, len(frame), outcomes, time.perf_counter() - t0)
+    parts, rows = [], 0
+    for frame in [frames] if isinstance(frames, pd.DataFrame) else frames:
+        parts.append((rows, gx.validate(frame, suite)))
+        rows += len(frame)
+    outcomes = gx.merge(parts)
+    res = SuiteResult(suite.name, suite.table, rows, outcomes, time.perf_counter() - t0)
     if engine is not None:
         store.ensure_schema(engine)
         with engine.begin() as conn:

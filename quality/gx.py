@@ -150,6 +150,26 @@ def validate(frame: pd.DataFrame, suite: Suite,
     return sorted(out, key=lambda o: order[o.rule_id])
 
 
+def merge(parts: list[tuple[int, list[Outcome]]]) -> list[Outcome]:
+    """One outcome per rule from the outcomes of consecutive chunks of one batch
+    (``(offset of the chunk's first row, its outcomes)``): counts add up, failing row
+    positions are shifted to the batch, the sample is the first failing values."""
+    if len(parts) == 1 and parts[0][0] == 0:
+        return parts[0][1]
+    out = []
+    for per_rule in zip(*(outcomes for _, outcomes in parts)):
+        first = per_rule[0]
+        out.append(Outcome(
+            rule=first.rule, rule_id=first.rule_id, expectation=first.expectation,
+            success=all(o.success for o in per_rule),
+            element_count=sum(o.element_count for o in per_rule),
+            unexpected_count=sum(o.unexpected_count for o in per_rule),
+            rows=[offset + r for (offset, _), o in zip(parts, per_rule) for r in o.rows],
+            sample=[v for o in per_rule for v in o.sample][:SAMPLE],
+            error=next((o.error for o in per_rule if o.error), None)))
+    return out
+
+
 def _error(res) -> str | None:
     info = res.exception_info or {}
     if info.get("raised_exception"):

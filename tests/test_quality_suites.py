@@ -196,6 +196,26 @@ def test_staged_suite_blocks_on_structure_not_on_rows():
     assert "person_id" in types and "offset" in types["source_updated_at"]
 
 
+def test_a_batch_validated_in_chunks_gives_what_it_gives_whole():
+    """Staged batches are validated a spooled chunk at a time: counts add up and the
+    failing rows keep their place in the batch."""
+    from quality.checks import check_frame
+
+    rows = [{"person_id": i, "last_name": "A", "first_name": "B",
+             "email": "pas-un-email" if i % 3 == 0 else f"p{i}@free.fr",
+             "source_updated_at": dt.datetime(2025, 1, 1)} for i in range(1, 11)]
+    whole = frame("person", rows)
+    suite = suites.staged_suite("legacy", "INDIVIDU", "person")
+    one = check_frame(None, "44190", "r", suite, whole)
+    chunked = check_frame(None, "44190", "r", suite,
+                          (whole.iloc[i:i + 4].reset_index(drop=True) for i in (0, 4, 8)))
+    assert chunked.rows == one.rows == 10
+    key = lambda o: (o.rule_id, o.success, o.element_count, o.unexpected_count, o.rows)
+    assert [key(o) for o in chunked.outcomes] == [key(o) for o in one.outcomes]
+    assert failing(chunked.outcomes) == {"gx.person.email_format": [2, 5, 8]}
+    assert next(o for o in chunked.outcomes if not o.success).sample == ["pas-un-email"] * 3
+
+
 def test_an_expectation_that_cannot_run_is_reported_not_flagged():
     df = frame("activity", [{"activity_id": 1, "activity_code": "X", "service": "RESTO",
                              "capacity": 10}])
