@@ -138,7 +138,9 @@ def resolve_quarantine(conn: sa.Connection, town: str, run_id: str, source: str,
         conn, "SELECT DISTINCT source_key FROM quarantine WHERE town = ? AND source = ? "
         "AND entity = ? AND resolved_run_id IS NULL AND source_key IS NOT NULL",
         [town, source, entity])["source_key"]
-    hit = sorted(set(open_keys) & set(loaded_keys.dropna().astype(str)))
+    if open_keys.empty:  # the usual case: nothing open, no key set to build
+        return 0
+    hit = sorted(set(loaded_keys.dropna().astype(str)[lambda k: k.isin(set(open_keys))]))
     bulk_execute(conn, "UPDATE quarantine SET resolved_run_id = ? WHERE town = ? AND source = ? "
                  "AND entity = ? AND source_key = ? AND resolved_run_id IS NULL",
                  [(run_id, town, source, entity, k) for k in hit])
