@@ -342,6 +342,7 @@ def load_core(town: Town, table: str, batches: list[StagedBatch]) -> dict:
     t0 = time.perf_counter()
     totals = loading.CoreCounts()
     with town.engine.begin() as conn:
+        statistics = loading.TableStatistics(conn, table)
         for b in batches:
             sp = b.staged.get(table)
             if sp is None:
@@ -351,7 +352,8 @@ def load_core(town: Town, table: str, batches: list[StagedBatch]) -> dict:
             c = loading.CoreCounts()
             for rows in sp.chunks():
                 keys = rows.pop(SOURCE_KEY) if SOURCE_KEY in rows.columns else None
-                c += loading.upsert_core(conn, town.code, town.run_id, table, rows, scope=scope)
+                c += loading.upsert_core(conn, town.code, town.run_id, table, rows, scope=scope,
+                                         statistics=statistics)
                 if table in DERIVED_CHILDREN:  # derived from a parent: replace per parent
                     c.deleted += loading.prune_children(conn, town.code, table,
                                                         DERIVED_CHILDREN[table], rows)
