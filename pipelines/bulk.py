@@ -2,8 +2,8 @@
 
 SQLite gets one ``executemany`` of plain tuples (the stored text formats are
 the ones SQLAlchemy reads back); PostgreSQL gets ``COPY``. The benchmark's
-"raw insert" baseline uses the same function, so the ratio it prints compares
-like with like.
+"raw insert" baseline writes text tuples the same two ways, so the ratio it prints
+compares like with like.
 """
 
 from __future__ import annotations
@@ -90,6 +90,9 @@ def bulk_execute(conn: sa.Connection, sql: str, params: list[tuple]) -> None:
     """executemany of a statement written with ``?`` placeholders, on either backend."""
     if not params:
         return
-    if conn.dialect.name != "sqlite":
-        sql = sql.replace("?", "%s")
-    conn.exec_driver_sql(sql, params)
+    conn.exec_driver_sql(for_driver(conn, sql), params)
+
+
+def for_driver(conn: sa.Connection, sql: str) -> str:
+    """SQL written with ``?`` placeholders, as the DBAPI driver of ``conn`` wants it."""
+    return sql if conn.dialect.name == "sqlite" else sql.replace("?", "%s")

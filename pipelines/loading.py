@@ -206,10 +206,10 @@ def upsert_core(conn: sa.Connection, town: str, run_id: str, table: str, rows: p
                 statistics: TableStatistics | None = None) -> CoreCounts:
     """Insert new rows, replace changed ones, leave identical ones untouched.
 
-    ``rows`` is compared with the warehouse ``bulk.CHUNK_ROWS`` at a time (memory stays
-    flat); a key seen twice keeps its last row. ``present``: when given, the primary keys (without
-    town) that still exist at the source; core rows of this town outside it (and
-    matching ``scope``, a SQL condition) are marked deleted by this run.
+    ``rows`` is compared with the warehouse ``bulk.CHUNK_ROWS`` at a time (memory
+    stays flat); a key seen twice keeps its last row. ``present``: when given, the
+    primary keys (without town) that still exist at the source; core rows of this town
+    outside it (and matching ``scope``, a SQL condition) are marked deleted by this run.
     ``statistics``: shared by the calls that load one table chunk by chunk.
     """
     pk = primary_key(table)
@@ -299,11 +299,9 @@ def _chunks(values: list, n: int):
 
 def read_frame(conn: sa.Connection, sql: str, params: list) -> pd.DataFrame:
     """A query's rows as a DataFrame, straight from the DBAPI cursor (``?`` placeholders)."""
-    if conn.dialect.name != "sqlite":
-        sql = sql.replace("?", "%s")
     cur = conn.connection.driver_connection.cursor()
     try:
-        cur.execute(sql, tuple(params))
+        cur.execute(bulk.for_driver(conn, sql), tuple(params))
         cols = [d[0] for d in cur.description]
         return pd.DataFrame(cur.fetchall(), columns=cols, dtype=object)
     finally:
@@ -389,13 +387,10 @@ def iter_frames(conn: sa.Connection, sql: str, params: list, n: int | None = Non
     """A query's rows as DataFrames of ``n`` rows, never all at once (a server-side
     cursor on PostgreSQL; SQLite's cursor steps through the result)."""
     raw = conn.connection.driver_connection
-    if conn.dialect.name == "sqlite":
-        cur = raw.cursor()
-    else:
-        sql = sql.replace("?", "%s")
-        cur = raw.cursor(name=f"guichet_{uuid.uuid4().hex[:12]}")
+    cur = raw.cursor() if conn.dialect.name == "sqlite" else \
+        raw.cursor(name=f"guichet_{uuid.uuid4().hex[:12]}")
     try:
-        cur.execute(sql, tuple(params))
+        cur.execute(bulk.for_driver(conn, sql), tuple(params))
         cols = None
         while True:
             batch = cur.fetchmany(n or bulk.CHUNK_ROWS)

@@ -168,12 +168,13 @@ def extract_portal(town: Town, collection: str) -> Extracted:
 
     def land(conn) -> int:
         frame = pd.DataFrame(recs, columns=["source_key", "line_no", "payload", "item"])
-        keys = frame["source_key"].where(frame["source_key"].notna(),
-                                         "line:" + frame["line_no"].astype(str))
+        # a line that is no JSON object has no key of its own: its place stands for it
+        frame["source_key"] = frame["source_key"].where(frame["source_key"].notna(),
+                                                        "line:" + frame["line_no"].astype(str))
         out.append(frame)
         recs.clear()
         return loading.land_raw_rows(conn, town.code, town.run_id, PORTAL, collection,
-                                     keys, frame["payload"])
+                                     frame["source_key"], frame["payload"])
 
     with town.engine.begin() as conn:
         for raw in src.items(collection, since):
@@ -264,26 +265,17 @@ def stage(town: Town, ext: Extracted) -> StagedBatch:
 
 
 def _stage_chunk(source: str, entity: str, chunk: pd.DataFrame) -> Staged:
-    if source == LEGACY:
-        return stage_legacy(entity, chunk)
-    frame = chunk.copy()
-    frame["source_key"] = frame["source_key"].where(
-        frame["source_key"].notna(), "line:" + frame["line_no"].astype(str))
-    return stage_portal(entity, frame)
+    return (stage_legacy if source == LEGACY else stage_portal)(entity, chunk)
 
 
 def _payloads_of(source: str, chunk: pd.DataFrame, keys: pd.Series) -> list[str]:
     """The raw text of the quarantined records (only those: this is not the hot path)."""
     if keys.empty:
         return []
-    if source == LEGACY:
-        rows = chunk[chunk["source_key"].isin(set(keys))]
-        text = loading.records_to_payloads(rows.drop(columns=["source_key"]))
-        by_key = dict(zip(rows["source_key"], text))
-    else:
-        k = chunk["source_key"].where(chunk["source_key"].notna(),
-                                      "line:" + chunk["line_no"].astype(str))
-        by_key = dict(zip(k, chunk["payload"]))
+    rows = chunk[chunk["source_key"].isin(set(keys))]
+    text = (loading.records_to_payloads(rows.drop(columns=["source_key"])) if source == LEGACY
+            else rows["payload"])  # a portal line is kept as it came
+    by_key = dict(zip(rows["source_key"], text))
     return [by_key.get(k, "") for k in keys]
 
 
