@@ -67,13 +67,6 @@ class Spool:
             for _ in range(self.chunks_written):
                 yield pickle.load(fh)
 
-    def frame(self) -> pd.DataFrame:
-        """Every chunk as one frame (for small tables and whole-table checks)."""
-        parts = list(self.chunks())
-        if not parts:
-            return pd.DataFrame()
-        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-
     def drop(self) -> None:
         self.path.unlink(missing_ok=True)
 
