@@ -212,7 +212,7 @@ def upsert_core(conn: sa.Connection, town: str, run_id: str, table: str, rows: p
     outside it (and matching ``scope``, a SQL condition) are marked deleted by this run.
     ``statistics``: shared by the calls that load one table chunk by chunk.
     """
-    pk = primary_key(table)
+    pk = BY_NAME[table].key_columns
     counts = CoreCounts()
     statistics = statistics or TableStatistics(conn, table)
     n = bulk.CHUNK_ROWS
@@ -225,14 +225,10 @@ def upsert_core(conn: sa.Connection, town: str, run_id: str, table: str, rows: p
     return counts
 
 
-def primary_key(table: str) -> list[str]:
-    return [c for c in BY_NAME[table].primary_key if c != "town"]
-
-
 def _upsert_chunk(conn: sa.Connection, town: str, run_id: str, table: str,
                   rows: pd.DataFrame, scope: str | None) -> CoreCounts:
     spec = BY_NAME[table]
-    pk = primary_key(table)
+    pk = BY_NAME[table].key_columns
     data_cols = [c for c in spec.data_columns if c != "town"]
     counts = CoreCounts()
     rows = rows[data_cols].copy()
@@ -348,7 +344,7 @@ def prune_children(conn: sa.Connection, town: str, table: str, parent: str,
     """Delete the children of the staged parents that the staged rows no longer have."""
     if rows.empty:
         return 0
-    pk = primary_key(table)
+    pk = BY_NAME[table].key_columns
     parents = [_plain(v) for v in rows[parent].dropna().unique().tolist()]
     parts = [read_frame(conn, f"SELECT {', '.join(pk)} FROM {table} WHERE town = ? "
                               f"AND {parent} IN ({', '.join('?' * len(c))})", [town, *c])
@@ -408,7 +404,7 @@ def mark_absent(conn: sa.Connection, town: str, run_id: str, table: str,
     """Mark deleted the live core rows (matching ``scope``, a SQL condition) whose key
     is not in ``present``, the keys still at the source. The warehouse's keys are read
     a chunk at a time; an integer key is looked up in a sorted array (8 bytes a key)."""
-    pk = primary_key(table)
+    pk = BY_NAME[table].key_columns
     present = present[pk].copy()
     _align_keys(pk, present)
     if len(pk) == 1 and FIELDS[pk[0]].type == "integer":

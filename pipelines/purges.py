@@ -22,7 +22,7 @@ LABEL = {"household": "la famille", "person": "la personne", "membership": "le r
 
 
 def purge_findings(conn: sa.Connection, town: str, table: str) -> pd.DataFrame:
-    pk = [c for c in BY_NAME[table].primary_key if c != "town"]
+    pk = BY_NAME[table].key_columns
     gone = read_frame(conn, f"SELECT {', '.join(pk)}, deleted_run_id FROM {table} "
                             "WHERE town = ? AND deleted_run_id IS NOT NULL", [town])
     findings = gone[pk].astype(str)

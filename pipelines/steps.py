@@ -382,7 +382,7 @@ def _present_keys(entity: str, present: pd.DataFrame) -> pd.DataFrame:
     """Map legacy primary keys (int64, from ``LegacyDatabase.keys``) to core keys; PIECE
     gets its prefix."""
     spec = LEGACY_ENTITIES[entity]
-    core_pk = [c for c in BY_NAME[spec.table].primary_key if c != "town"]
+    core_pk = BY_NAME[spec.table].key_columns
     out = pd.DataFrame()
     for legacy_col, core_col in zip(spec.primary_key, core_pk):
         v = present[legacy_col].astype("Int64")

@@ -159,7 +159,7 @@ def check_core(engine: sa.Engine, town: str, run_id: str, name: str, *,
 def findings(name: str, outcome: gx.Outcome, frame: pd.DataFrame) -> pd.DataFrame:
     """One finding per failing row: the row's key, French message, evidence, fix."""
     rule = outcome.rule
-    keys = [c for c in BY_NAME[name].primary_key if c != "town"]
+    keys = BY_NAME[name].key_columns
     if not outcome.rows:
         return pd.DataFrame(columns=keys)
     rows = frame.reset_index(drop=True).iloc[sorted(set(outcome.rows))]

@@ -181,7 +181,7 @@ def check_target(target: dict) -> tuple[sa.Table, dict, str]:
     if spec is None or spec.layer != "core":
         raise DecisionError(f"Table à corriger inconnue : {name!r}.")
     column = target.get("column")
-    pk = [c for c in spec.primary_key if c != "town"]
+    pk = spec.key_columns
     if column not in spec.column_names or column in spec.primary_key or column in LINEAGE:
         raise DecisionError(f"Colonne non modifiable : {name}.{column}.")
     key = target.get("key") or {}

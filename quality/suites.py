@@ -470,7 +470,7 @@ def _structural(table: str, *, staged: bool) -> list[Rule]:
     only (the database enforces it too; the frame is built from the schema)."""
     spec = BY_NAME[table]
     cols = [c for c in spec.data_columns if c != "town"]
-    keys = [c for c in spec.primary_key if c != "town"]
+    keys = spec.key_columns
     out = []
     if staged:
         out.append(Rule("columns_present", "ExpectTableColumnsToMatchSet",
@@ -499,14 +499,14 @@ def core_suite(table: str) -> Suite:
     rules = tuple(_structural(table, staged=False) + ROW_RULES.get(table, []))
     parents = tuple(sorted({r.kwargs["reference"].table for r in rules
                             if isinstance(r.kwargs.get("reference"), Ref)} - {table}))
-    keys = tuple(c for c in BY_NAME[table].primary_key if c != "town")
+    keys = tuple(BY_NAME[table].key_columns)
     return Suite(f"core.{table}", table, keys, rules, parents)
 
 
 def staged_suite(source: str, entity: str, table: str) -> Suite:
     rules = tuple(_structural(table, staged=True)
                   + [r for r in ROW_RULES.get(table, []) if r.batch])
-    keys = tuple(c for c in BY_NAME[table].primary_key if c != "town")
+    keys = tuple(BY_NAME[table].key_columns)
     return Suite(f"stg.{source}.{entity.lower()}", table, keys, rules)
 
 

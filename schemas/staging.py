@@ -655,7 +655,7 @@ def build_staged(
     q_keys = [keys.take(bad_idx)]
     q_reasons = [pd.Series(reasons[bad_idx], dtype="string")]
 
-    pk = [c for c in BY_NAME[table].primary_key if c != "town"]
+    pk = BY_NAME[table].key_columns
     dup = rows.duplicated(subset=pk, keep=False)
     if dup.any():
         order = np.arange(len(rows))

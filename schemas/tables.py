@@ -37,6 +37,11 @@ class TableSpec:
         return names
 
     @property
+    def key_columns(self) -> list[str]:
+        """The primary key within a town (every table's key starts with ``town``)."""
+        return [c for c in self.primary_key if c != "town"]
+
+    @property
     def data_columns(self) -> list[str]:
         """Columns a loader supplies (everything but the lineage columns)."""
         return [c for c in self.column_names if c not in LINEAGE]

@@ -115,7 +115,7 @@ def write_derived(conn: sa.Connection, town: str, run_id: str, name: str,
     from schemas.tables import BY_NAME
 
     spec = BY_NAME[name]
-    pk = [c for c in spec.primary_key if c != "town"]
+    pk = spec.key_columns
     cols = [c for c in spec.data_columns if c != "town"]
     rows = typed(rows.reindex(columns=cols), name)
     rows["run_id"] = run_id
