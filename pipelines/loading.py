@@ -87,18 +87,10 @@ def records_to_payloads(df: pd.DataFrame) -> pd.Series:
     return pd.Series(lines, index=df.index, dtype=object)
 
 
-def land_raw(engine: sa.Engine, town: str, run_id: str, source: str, entity: str,
+def land_raw(conn: sa.Connection, town: str, run_id: str, source: str, entity: str,
              source_keys: pd.Series, payloads: pd.Series) -> int:
-    """Keep every new version of the extracted records; return how many were new."""
-    if len(payloads) == 0:
-        return 0
-    with engine.begin() as conn:
-        return land_raw_rows(conn, town, run_id, source, entity, source_keys, payloads)
-
-
-def land_raw_rows(conn: sa.Connection, town: str, run_id: str, source: str, entity: str,
-                  source_keys: pd.Series, payloads: pd.Series) -> int:
-    """``land_raw`` inside the caller's transaction (a source read chunk by chunk)."""
+    """Keep every new version of the extracted records (a chunk of them, in the caller's
+    transaction); return how many were new."""
     if len(payloads) == 0:
         return 0
     keys = source_keys.astype(object).where(source_keys.notna(), "?").astype(str)

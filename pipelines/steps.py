@@ -130,8 +130,8 @@ def extract_legacy(town: Town, entity: str, invoices: Extracted | None = None) -
         with town.engine.begin() as conn:
             for chunk in chunks:
                 keys = legacy_source_key(entity, chunk)
-                new += loading.land_raw_rows(conn, town.code, town.run_id, LEGACY, entity,
-                                             keys, loading.records_to_payloads(chunk))
+                new += loading.land_raw(conn, town.code, town.run_id, LEGACY, entity,
+                                        keys, loading.records_to_payloads(chunk))
                 chunk["source_key"] = keys.values
                 if spec.has_date_maj:
                     dm = chunk["DATE_MAJ"].dropna().astype(str).str.rstrip()
@@ -173,8 +173,8 @@ def extract_portal(town: Town, collection: str) -> Extracted:
                                                         "line:" + frame["line_no"].astype(str))
         out.append(frame)
         recs.clear()
-        return loading.land_raw_rows(conn, town.code, town.run_id, PORTAL, collection,
-                                     frame["source_key"], frame["payload"])
+        return loading.land_raw(conn, town.code, town.run_id, PORTAL, collection,
+                                frame["source_key"], frame["payload"])
 
     with town.engine.begin() as conn:
         for raw in src.items(collection, since):
