@@ -148,18 +148,16 @@ def measure(households: int, warehouse: str | None, seed: int, full_only: bool =
     prep = run_child(_prepare_child, households, warehouse, seed)
     got = {name: run_child(phase, name, prep)
            for name in (("full",) if full_only else ("full", "raw", "advance", "incremental"))}
-    if full_only:
-        return {"households": households, "generate_s": prep["generate_s"],
-                "full_s": got["full"]["seconds"], "full": got["full"]["report"],
-                "peak_rss_mb": got["full"]["peak_rss_mb"], "warehouse": prep["url"]}
-    return {"households": households, "generate_s": prep["generate_s"],
-            "full_s": got["full"]["seconds"], "raw_s": got["raw"]["raw_s"],
-            "raw_rows": got["raw"]["raw_rows"], "advance_s": got["advance"]["seconds"],
-            "incremental_s": got["incremental"]["seconds"], "full": got["full"]["report"],
-            "incremental": got["incremental"]["report"],
-            "rss": {k: v["peak_rss_mb"] for k, v in got.items()},
-            "peak_rss_mb": max(got["full"]["peak_rss_mb"], got["incremental"]["peak_rss_mb"]),
-            "warehouse": prep["url"]}
+    r = {"households": households, "generate_s": prep["generate_s"], "warehouse": prep["url"],
+         "full_s": got["full"]["seconds"], "full": got["full"]["report"],
+         "rss": {k: v["peak_rss_mb"] for k, v in got.items()},
+         "peak_rss_mb": max(v["peak_rss_mb"] for k, v in got.items()
+                            if k in ("full", "incremental"))}
+    if not full_only:
+        r.update(raw_s=got["raw"]["raw_s"], raw_rows=got["raw"]["raw_rows"],
+                 advance_s=got["advance"]["seconds"], incremental_s=got["incremental"]["seconds"],
+                 incremental=got["incremental"]["report"])
+    return r
 
 
 def _prepare_child(households, warehouse, seed, q) -> None:
