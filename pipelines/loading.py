@@ -312,9 +312,17 @@ def read_current(conn: sa.Connection, town: str, name: str,
     if where:
         sql += f" AND ({where[0]})"
         params += list(where[1])
-    df = read_frame(conn, sql, params)
-    df = df.reindex(columns=cols)
-    for c in cols:
+    shared = SharedText()
+    parts = [_typed(chunk.reindex(columns=cols), shared)
+             for chunk in iter_frames(conn, sql, params)]
+    if not parts:
+        return _typed(pd.DataFrame(columns=cols, dtype=object), shared)
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def _typed(df: pd.DataFrame, shared: SharedText) -> pd.DataFrame:
+    """One chunk of warehouse rows typed by its columns' fields."""
+    for c in df.columns:
         kind = FIELDS[c].type
         if kind == "integer":
             df[c] = pd.to_numeric(df[c]).astype("Int64")
@@ -327,8 +335,29 @@ def read_current(conn: sa.Connection, town: str, name: str,
         elif kind == "boolean":
             df[c] = df[c].map(lambda v: None if v is None else bool(v)).astype("boolean")
         else:
-            df[c] = df[c].astype("string")
+            df[c] = pd.array(shared(c, df[c].to_numpy(dtype=object)), dtype="string")
     return df
+
+
+class SharedText:
+    """One Python object per distinct text of a column, across the chunks of a read.
+
+    A DBAPI cursor returns a new ``str`` for every row, so a column of a few codes (a
+    state, an activity code, a run id) costs some 60 bytes a row; sharing the object
+    costs a pointer. Columns whose values are mostly distinct (identifiers) are left as
+    they come: there is nothing to share.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, dict] = {}
+
+    def __call__(self, column: str, values: np.ndarray) -> np.ndarray:
+        codes, uniques = pd.factorize(values)  # missing values: code -1
+        if len(uniques) * 2 > len(values):
+            return values
+        memo = self._seen.setdefault(column, {})
+        objects = np.array([*(memo.setdefault(u, u) for u in uniques), None], dtype=object)
+        return objects.take(codes)  # code -1 takes the trailing None
 
 
 def prune_children(conn: sa.Connection, town: str, table: str, parent: str,

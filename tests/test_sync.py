@@ -373,3 +373,40 @@ def test_a_first_load_in_chunks_looks_keys_up_by_the_primary_key(warehouse_url, 
         again = loading.upsert_core(conn, "44190", run, "portal_booking", rows)
         assert again.unchanged == len(rows) and again.inserted == again.updated == 0
     engine.dispose()
+
+
+def test_a_table_read_in_chunks_is_the_whole_table_with_its_codes_shared(synced, monkeypatch):
+    """``read_current`` (what reconciliation, quality suites and marts read) steps through
+    the rows a chunk at a time and keeps one object per repeated text: the frame is the
+    same as a read in one chunk, and a column of codes holds as many objects as codes."""
+    import pandas as pd
+
+    from pipelines import bulk
+
+    _, engine, _ = synced
+    with engine.connect() as conn:
+        whole = loading.read_current(conn, "44190", "reservation")
+        monkeypatch.setattr(bulk, "CHUNK_ROWS", 97)
+        chunked = loading.read_current(conn, "44190", "reservation")
+        none = loading.read_current(conn, "44190", "reservation", where=("1 = 0", []))
+    assert len(whole) > 97 * 3
+    pd.testing.assert_frame_equal(chunked, whole)
+    states = chunked["state"].dropna()
+    assert len({id(v) for v in states}) == states.nunique() < len(states)
+    assert none.empty and list(none.columns) == list(whole.columns)
+    assert none["state"].dtype == whole["state"].dtype
+
+
+def test_shared_text_leaves_identifiers_and_missing_values_alone():
+    import numpy as np
+
+    share = loading.SharedText()
+    codes = np.array(["RESA", "ANNUL", None, "RESA"], dtype=object)
+    out = share("state", codes)
+    assert list(out) == ["RESA", "ANNUL", None, "RESA"] and out[0] is out[3]
+    fresh = b"RESA".decode()  # equal to "RESA", another object
+    assert fresh is not out[0]
+    again = share("state", np.array([fresh, "RESA"], dtype=object))
+    assert again[0] is out[0]  # shared across the chunks of one read
+    ids = np.array(["a1", "b2", "c3"], dtype=object)
+    assert share("booking_id", ids) is ids  # mostly distinct: nothing to share
