@@ -81,6 +81,66 @@ def _insert(conn, table: str, width: int, rows: list[tuple]) -> None:
             copy.write_row(r)
 
 
+FLOOR = "bench_floor_"
+
+
+def _write_floor_seconds(engine, code: str) -> dict:
+    """Time to write what the full sync wrote, as it is stored, into empty copies of its
+    tables (same columns, keys and indexes): every ``raw_record`` version (one transaction
+    per source entity, as the sync lands them) and every core row of the town (one per
+    table), a chunk at a time. No source read, no parsing, hashing or comparing: what
+    remains is what the design costs to write."""
+    from pipelines import bulk
+    from pipelines.loading import iter_frames
+    from pipelines.steps import core_sources
+
+    out = {"raw_s": 0.0, "core_s": 0.0, "raw_rows": 0, "core_rows": 0}
+    with engine.connect() as conn:  # the sync lands raw versions one source entity at a time
+        entities = conn.exec_driver_sql(bulk.for_driver(
+            conn, "SELECT DISTINCT source, entity FROM raw_record WHERE town = ?"), (code,)).all()
+    parts = [("raw_record", "raw", "source = ? AND entity = ?", [s, e]) for s, e in entities]
+    parts += [(name, "core", "1 = 1", []) for name in core_sources()]
+    for name in dict.fromkeys(p[0] for p in parts):
+        with engine.begin() as conn:
+            _shadow(conn, name)
+    for name, layer, cond, params in parts:
+        with engine.connect() as reader, engine.connect() as writer:
+            tx = writer.begin()
+            for chunk in iter_frames(reader, f"SELECT * FROM {name} WHERE town = ? AND {cond}",
+                                     [code, *params], bulk.CHUNK_ROWS):
+                rows = list(chunk.itertuples(index=False, name=None))
+                t0 = time.perf_counter()
+                _insert(writer, FLOOR + name, len(chunk.columns), rows)
+                out[f"{layer}_s"] += time.perf_counter() - t0
+                out[f"{layer}_rows"] += len(rows)
+            t0 = time.perf_counter()
+            tx.commit()
+            out[f"{layer}_s"] += time.perf_counter() - t0
+    with engine.begin() as conn:
+        for name in dict.fromkeys(p[0] for p in parts):
+            conn.exec_driver_sql(f"DROP TABLE {FLOOR}{name}")
+    return out
+
+
+def _shadow(conn, name: str) -> None:
+    """An empty copy of table ``name`` with its keys and indexes."""
+    import re
+
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {FLOOR}{name}")
+    if conn.dialect.name != "sqlite":
+        conn.exec_driver_sql(f"CREATE TABLE {FLOOR}{name} (LIKE {name} INCLUDING ALL)")
+        return
+    ddl = conn.exec_driver_sql("SELECT type, sql FROM sqlite_master WHERE tbl_name = ? "
+                               "AND sql IS NOT NULL ORDER BY type DESC", (name,)).all()
+    for kind, sql in ddl:  # the table first, then its indexes
+        if kind == "table":
+            sql = re.sub(rf"^CREATE TABLE \"?{name}\"?", f"CREATE TABLE {FLOOR}{name}", sql)
+        else:
+            sql = re.sub(rf"^CREATE (UNIQUE )?INDEX \"?(\w+)\"? ON \"?{name}\"?",
+                         rf"CREATE \1INDEX {FLOOR}\2 ON {FLOOR}{name}", sql)
+        conn.exec_driver_sql(sql)
+
+
 def _prepare(households: int, warehouse: str | None, seed: int) -> dict:
     """The town (generated once into a cached template, copied fresh) and an empty
     warehouse; returns what the phases need."""
@@ -136,6 +196,8 @@ def phase(name: str, ctx_: dict, q) -> None:
         engine = make_engine(ctx_["url"])
         if name == "raw":
             out["raw_s"], out["raw_rows"] = _raw_insert_seconds(engine, cfg, "44190")
+        elif name == "floor":
+            out["floor"] = _write_floor_seconds(engine, "44190")
         else:  # full or incremental sync
             out["report"] = run_town(cfg, "44190", engine)
         engine.dispose()
@@ -147,7 +209,8 @@ def phase(name: str, ctx_: dict, q) -> None:
 def measure(households: int, warehouse: str | None, seed: int, full_only: bool = False) -> dict:
     prep = run_child(_prepare_child, households, warehouse, seed)
     got = {name: run_child(phase, name, prep)
-           for name in (("full",) if full_only else ("full", "raw", "advance", "incremental"))}
+           for name in (("full",) if full_only
+                         else ("full", "raw", "floor", "advance", "incremental"))}
     r = {"households": households, "generate_s": prep["generate_s"], "warehouse": prep["url"],
          "full_s": got["full"]["seconds"], "full": got["full"]["report"],
          "rss": {k: v["peak_rss_mb"] for k, v in got.items()},
@@ -155,6 +218,7 @@ def measure(households: int, warehouse: str | None, seed: int, full_only: bool =
                             if k in ("full", "incremental"))}
     if not full_only:
         r.update(raw_s=got["raw"]["raw_s"], raw_rows=got["raw"]["raw_rows"],
+                 floor=got["floor"]["floor"],
                  advance_s=got["advance"]["seconds"], incremental_s=got["incremental"]["seconds"],
                  incremental=got["incremental"]["report"])
     return r
@@ -205,12 +269,19 @@ def main() -> int:
             continue
         print(f"  full sync {r['full_s']:.1f} s; raw insert of the same {r['raw_rows']:,} source "
               f"rows {r['raw_s']:.1f} s; ratio {r['full_s'] / r['raw_s']:.2f}x")
+        f = r["floor"]
+        floor_s = f["raw_s"] + f["core_s"]
+        print(f"  write floor (what the sync wrote, as stored, into empty copies of its tables): "
+              f"{floor_s:.1f} s = raw layer {f['raw_rows']:,} rows {f['raw_s']:.1f} s + core "
+              f"{f['core_rows']:,} rows {f['core_s']:.1f} s; floor / raw insert "
+              f"{floor_s / r['raw_s']:.2f}x, full sync / floor {r['full_s'] / floor_s:.2f}x")
         for line in _stage_table(r):
             print(line)
         print(f"  one-day incremental sync {r['incremental_s']:.1f} s (advance took {r['advance_s']:.1f} s)")
         rss = r["rss"]
         print(f"  peak RSS, each phase in its own process: full sync {rss['full']:.0f} MiB, "
               f"incremental sync {rss['incremental']:.0f} MiB (raw insert {rss['raw']:.0f}, "
+              f"write floor {rss['floor']:.0f}, "
               f"advance {rss['advance']:.0f})")
     if len(results) > 1:
         a, b = results[0], results[-1]
