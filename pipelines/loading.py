@@ -300,9 +300,10 @@ def read_current(conn: sa.Connection, town: str, name: str,
                  columns: list[str] | None = None, *,
                  where: tuple[str, list] | None = None) -> pd.DataFrame:
     """The town's live rows of a table (``columns``, default all but town; ``where``: an
-    extra parameterised condition and its values), straight from the DBAPI cursor and
-    typed column by column (millions of rows: no per-row Python conversion): integers
-    Int64, dates and instants datetime64 (naive UTC), booleans, text as string."""
+    extra parameterised condition and its values), straight from the DBAPI cursor a
+    chunk at a time and typed column by column (millions of rows: no per-row Python
+    conversion, never every row as a tuple): integers Int64, dates and instants
+    datetime64 (naive UTC), booleans, text as string with repeated texts shared."""
     spec = BY_NAME[name]
     cols = list(columns) if columns else [c for c in spec.data_columns if c != "town"]
     sql = f"SELECT {', '.join(cols)} FROM {name} WHERE town = ?"
