@@ -100,7 +100,8 @@ def _write_floor_seconds(engine, code: str) -> dict:
             conn, "SELECT DISTINCT source, entity FROM raw_record WHERE town = ?"), (code,)).all()
     parts = [("raw_record", "raw", "source = ? AND entity = ?", [s, e]) for s, e in entities]
     parts += [(name, "core", "1 = 1", []) for name in core_sources()]
-    for name in dict.fromkeys(p[0] for p in parts):
+    tables = ["raw_record", *core_sources()]
+    for name in tables:
         with engine.begin() as conn:
             _shadow(conn, name)
     for name, layer, cond, params in parts:
@@ -117,7 +118,7 @@ def _write_floor_seconds(engine, code: str) -> dict:
             tx.commit()
             out[f"{layer}_s"] += time.perf_counter() - t0
     with engine.begin() as conn:
-        for name in dict.fromkeys(p[0] for p in parts):
+        for name in tables:
             conn.exec_driver_sql(f"DROP TABLE {FLOOR}{name}")
     return out
 

@@ -220,7 +220,7 @@ def upsert_core(conn: sa.Connection, town: str, run_id: str, table: str, rows: p
 def _upsert_chunk(conn: sa.Connection, town: str, run_id: str, table: str,
                   rows: pd.DataFrame, scope: str | None) -> CoreCounts:
     spec = BY_NAME[table]
-    pk = BY_NAME[table].key_columns
+    pk = spec.key_columns
     data_cols = [c for c in spec.data_columns if c != "town"]
     counts = CoreCounts()
     rows = rows[data_cols].copy()
@@ -374,11 +374,20 @@ def prune_children(conn: sa.Connection, town: str, table: str, parent: str,
     if not parts:
         return 0
     existing = pd.concat(parts, ignore_index=True)
-    keep = set(rows[pk].astype(str).itertuples(index=False, name=None))
-    gone = existing[[k not in keep for k in
-                     existing.astype(str).itertuples(index=False, name=None)]]
+    gone = existing[_outside(existing, _text_keys(rows[pk]))]
     _delete_keys(conn, table, town, pk, gone)
     return len(gone)
+
+
+def _text_keys(df: pd.DataFrame) -> set[tuple]:
+    """Each row's key as a tuple of texts (how keys of mixed types compare here)."""
+    return set(df.astype(str).itertuples(index=False, name=None))
+
+
+def _outside(df: pd.DataFrame, keys: set[tuple]) -> np.ndarray:
+    """Whether each row's key (as ``_text_keys`` makes it) is not in ``keys``."""
+    return np.array([k not in keys for k in df.astype(str).itertuples(index=False, name=None)],
+                    dtype=bool)
 
 
 def _align_keys(pk: list[str], *frames: pd.DataFrame) -> None:
@@ -437,11 +446,10 @@ def mark_absent(conn: sa.Connection, town: str, run_id: str, table: str,
             at = np.minimum(np.searchsorted(have, v), max(len(have) - 1, 0))
             return (have[at] != v) if len(have) else np.ones(len(v), dtype=bool)
     else:
-        keys = set(present.astype(str).itertuples(index=False, name=None))
+        keys = _text_keys(present)
 
         def absent(chunk: pd.DataFrame) -> np.ndarray:
-            return np.array([k not in keys for k in
-                             chunk.astype(str).itertuples(index=False, name=None)], dtype=bool)
+            return _outside(chunk, keys)
     where = f" AND {scope}" if scope else ""
     gone = []
     for chunk in iter_frames(conn, f"SELECT {', '.join(pk)} FROM {table} WHERE town = ? "
